@@ -1,0 +1,84 @@
+/* Subcommands and the option handling they share. */
+#ifndef SV_CORE_CLI_H
+#define SV_CORE_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <libpq-fe.h>
+
+#include "log.h"
+#include "plugin_host.h"
+
+/* Exit statuses of every subcommand. */
+#define SV__EXIT_OK 0
+#define SV__EXIT_FAILURE 1 /* the command ran and something failed */
+#define SV__EXIT_USAGE 2   /* bad flag or value; nothing was done */
+
+/* Options every subcommand accepts. */
+typedef struct sv__common_opts {
+    const char *dsn;         /* libpq connection string; NULL: libpq's environment */
+    const char *plugins_dir; /* default SV_PLUGINDIR */
+    bool strict_plugins;     /* refuse to start when any plugin is refused */
+    sv__log_format log_format;
+    int log_level;
+} sv__common_opts;
+
+enum {
+    SV__OPT_DSN = 0x100,
+    SV__OPT_PLUGINS_DIR,
+    SV__OPT_STRICT_PLUGINS,
+    SV__OPT_LOG_FORMAT,
+    SV__OPT_LOG_LEVEL,
+    SV__OPT_HELP,
+    SV__OPT_FIRST_COMMAND_OPT, /* subcommands number their own options from here */
+};
+
+#define SV__COMMON_LONGOPTS                                                                        \
+    {"dsn", required_argument, NULL, SV__OPT_DSN},                                                 \
+        {"plugins-dir", required_argument, NULL, SV__OPT_PLUGINS_DIR},                             \
+        {"strict-plugins", no_argument, NULL, SV__OPT_STRICT_PLUGINS},                             \
+        {"log-format", required_argument, NULL, SV__OPT_LOG_FORMAT},                               \
+        {"log-level", required_argument, NULL, SV__OPT_LOG_LEVEL},                                 \
+    {                                                                                              \
+        "help", no_argument, NULL, SV__OPT_HELP                                                    \
+    }
+
+#define SV__COMMON_USAGE                                                                           \
+    "Common options:\n"                                                                            \
+    "  --dsn DSN             libpq connection string (default: libpq's PG* environment)\n"         \
+    "  --plugins-dir DIR     plugin directory (default: " SV_PLUGINDIR ")\n"                       \
+    "  --strict-plugins      fail when any plugin is refused\n"                                    \
+    "  --log-format FMT      text (default) or json\n"                                             \
+    "  --log-level LEVEL     error, warning, info (default) or debug\n"
+
+void sv__common_opts_init(sv__common_opts *o);
+
+/*
+ * Handles one of the common options (getopt_long returned c). Returns 1 when c was one of
+ * them, 0 when it was not, or SV__EXIT_USAGE negated (-2) after printing an error. After the
+ * loop, call sv__common_opts_apply() to set up logging.
+ */
+int sv__common_opt(sv__common_opts *o, int c, const char *arg);
+void sv__common_opts_apply(const sv__common_opts *o);
+
+/* Prints "supervisor-worker CMD: message" to stderr and returns SV__EXIT_USAGE. */
+__attribute__((format(printf, 2, 3))) int sv__usage_error(const char *cmd, const char *fmt, ...);
+
+/* getopt's own message for an unknown flag is already printed; this adds the hint line. */
+int sv__unknown_option(const char *cmd);
+
+/* Loads the plugin directory per the common options. NULL (after logging) on failure. */
+sv__plugin_host *sv__cli_load_plugins(const sv__common_opts *o);
+
+/* Connects synchronously (CLI commands only; the daemon connects asynchronously). */
+PGconn *sv__cli_connect(const sv__common_opts *o);
+
+int sv__cmd_run(int argc, char **argv);
+int sv__cmd_migrate(int argc, char **argv);
+int sv__cmd_enqueue(int argc, char **argv);
+int sv__cmd_jobs(int argc, char **argv);
+int sv__cmd_plugins(int argc, char **argv);
+
+#endif

@@ -1,0 +1,100 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+
+void sv__common_opts_init(sv__common_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->plugins_dir = SV_PLUGINDIR;
+    o->log_format = SV__LOG_FORMAT_TEXT;
+    o->log_level = SV_LOG_INFO;
+}
+
+int sv__usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "supervisor-worker %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return SV__EXIT_USAGE;
+}
+
+int sv__unknown_option(const char *cmd)
+{
+    fprintf(stderr, "Try 'supervisor-worker %s --help'.\n", cmd);
+    return SV__EXIT_USAGE;
+}
+
+int sv__common_opt(sv__common_opts *o, int c, const char *arg)
+{
+    switch (c) {
+    case SV__OPT_DSN:
+        o->dsn = arg;
+        return 1;
+    case SV__OPT_PLUGINS_DIR:
+        o->plugins_dir = arg;
+        return 1;
+    case SV__OPT_STRICT_PLUGINS:
+        o->strict_plugins = true;
+        return 1;
+    case SV__OPT_LOG_FORMAT:
+        if (strcmp(arg, "text") == 0)
+            o->log_format = SV__LOG_FORMAT_TEXT;
+        else if (strcmp(arg, "json") == 0)
+            o->log_format = SV__LOG_FORMAT_JSON;
+        else
+            return -sv__usage_error("", "--log-format must be text or json, not '%s'", arg);
+        return 1;
+    case SV__OPT_LOG_LEVEL: {
+        int level = sv__log_level_parse(arg);
+        if (level < 0)
+            return -sv__usage_error(
+                "", "--log-level must be error, warning, info or debug, not '%s'", arg);
+        o->log_level = level;
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+void sv__common_opts_apply(const sv__common_opts *o)
+{
+    sv__log_setup(o->log_format, o->log_level);
+}
+
+sv__plugin_host *sv__cli_load_plugins(const sv__common_opts *o)
+{
+    sv__plugin_host_opts hopts = {.strict = o->strict_plugins};
+    sv__plugin_host *host = sv__plugin_host_new(&hopts);
+    int r = sv__plugin_host_load_dir(host, o->plugins_dir);
+    if (r < 0) {
+        if (r == -EPERM && o->strict_plugins)
+            sv__log_error("--strict-plugins: refusing to start because a plugin was refused");
+        else
+            sv__log_error("cannot load plugins from %s: %s", o->plugins_dir, strerror(-r));
+        sv__plugin_host_free(host);
+        return NULL;
+    }
+    return host;
+}
+
+PGconn *sv__cli_connect(const sv__common_opts *o)
+{
+    PGconn *conn = PQconnectdb(o->dsn != NULL ? o->dsn : "");
+    if (PQstatus(conn) != CONNECTION_OK) {
+        /* libpq's message ends with a newline and may span lines; keep the first. */
+        const char *msg = PQerrorMessage(conn);
+        size_t n = strcspn(msg, "\n");
+        sv__log_error("cannot connect to PostgreSQL: %.*s", (int)n, msg);
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}

@@ -1,0 +1,2 @@
+#include "pgconn.h"
+typedef int sv__pgconn_placeholder;

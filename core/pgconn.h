@@ -1,0 +1,3 @@
+#ifndef SV_CORE_PGCONN_H
+#define SV_CORE_PGCONN_H
+#endif

@@ -1,0 +1,2 @@
+#include "supervisor.h"
+typedef int sv__supervisor_placeholder;

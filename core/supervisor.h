@@ -1,0 +1,3 @@
+#ifndef SV_CORE_SUPERVISOR_H
+#define SV_CORE_SUPERVISOR_H
+#endif
