@@ -8,6 +8,7 @@
 
 #include <libpq-fe.h>
 
+#include "config.h"
 #include "log.h"
 #include "plugin_host.h"
 
@@ -66,8 +67,11 @@ void sv__common_opts_apply(const sv__common_opts *o);
 /* Prints "supervisor-worker CMD: message" to stderr and returns SV__EXIT_USAGE. */
 __attribute__((format(printf, 2, 3))) int sv__usage_error(const char *cmd, const char *fmt, ...);
 
-/* getopt's own message for an unknown flag is already printed; this adds the hint line. */
-int sv__unknown_option(const char *cmd);
+/* Reports the flag getopt_long just rejected ('?'), as one line; returns SV__EXIT_USAGE. */
+int sv__unknown_option(const char *cmd, char **argv);
+
+/* The primary message of a failed result, without "ERROR:" and without newlines. */
+const char *sv__pg_error(const PGresult *res);
 
 /* Loads the plugin directory per the common options. NULL (after logging) on failure. */
 sv__plugin_host *sv__cli_load_plugins(const sv__common_opts *o);

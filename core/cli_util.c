@@ -9,6 +9,7 @@
 void sv__common_opts_init(sv__common_opts *o)
 {
     memset(o, 0, sizeof *o);
+    opterr = 0;
     o->plugins_dir = SV_PLUGINDIR;
     o->log_format = SV__LOG_FORMAT_TEXT;
     o->log_level = SV_LOG_INFO;
@@ -25,10 +26,11 @@ int sv__usage_error(const char *cmd, const char *fmt, ...)
     return SV__EXIT_USAGE;
 }
 
-int sv__unknown_option(const char *cmd)
+int sv__unknown_option(const char *cmd, char **argv)
 {
-    fprintf(stderr, "Try 'supervisor-worker %s --help'.\n", cmd);
-    return SV__EXIT_USAGE;
+    /* getopt's own messages are off (opterr = 0): one line of ours instead. */
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    return sv__usage_error(cmd, "unknown option or missing value: '%s' (see --help)", arg);
 }
 
 int sv__common_opt(sv__common_opts *o, int c, const char *arg)
@@ -97,4 +99,12 @@ PGconn *sv__cli_connect(const sv__common_opts *o)
         return NULL;
     }
     return conn;
+}
+
+const char *sv__pg_error(const PGresult *res)
+{
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    if (msg == NULL)
+        msg = PQresultErrorMessage(res);
+    return msg != NULL && *msg ? msg : "unknown error";
 }

@@ -12,10 +12,30 @@ typedef struct sv__migration {
     const char *sql;
 } sv__migration;
 
+/* Generated from sql/NNN_name.sql, sorted by version, numbered 1..count without gaps. */
 extern const sv__migration sv__migrations[];
 extern const size_t sv__migrations_count;
 
 /* The schema version this binary was built for: the highest migration. */
 int sv__schema_version_latest(void);
+
+/*
+ * Applies every pending migration in order, each in its own transaction, holding an
+ * advisory lock so that several hosts may run it at once. Blocking; CLI use only.
+ * Returns the number applied (0: already up to date), or a negative errno after logging:
+ * -EPROTO when the database's schema is newer than this binary knows.
+ */
+int sv__migrate(PGconn *conn);
+
+/*
+ * Reads the database's schema version into *ret (0 when never migrated). Blocking.
+ * Returns 0 or -EIO after logging.
+ */
+int sv__schema_version_read(PGconn *conn, int *ret);
+
+/* The query the daemon uses to check the version without blocking; returns one int. */
+#define SV__SCHEMA_VERSION_QUERY                                                                   \
+    "SELECT CASE WHEN to_regclass('sv_migrations') IS NULL THEN 0"                                 \
+    " ELSE (SELECT coalesce(max(version), 0) FROM sv_migrations) END"
 
 #endif
