@@ -1,2 +1,552 @@
+/* The supervisor's life cycle: start-up, heartbeats, rescue, reconnects and shutdown. */
 #include "supervisor.h"
-typedef int sv__supervisor_placeholder;
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "migrate.h"
+#include "notify.h"
+#include "queries.h"
+#include "supervisor_int.h"
+
+/* Once the grace period is over and the jobs are handed back, handlers that ignore
+ * cancellation get this long before the process exits without them. */
+#define HANDBACK_EXIT_GRACE_MS 1000
+
+void sv__run_opts_init(sv__run_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->dsn = "";
+    o->max_workers = 4;
+    o->poll_interval_ms = 1000;
+    o->shutdown_timeout_ms = 30000;
+    o->heartbeat_ms = 5000;
+    o->dead_after_ms = 30000;
+    o->rescue_interval_ms = 10000;
+    o->stuck_after_ms = 5000;
+}
+
+static void begin_drain(sv__supervisor *sv, const char *why);
+static void begin_close(sv__supervisor *sv);
+static void run_rescue(sv__supervisor *sv);
+
+static char *id_text(int64_t id, char buf[static 24])
+{
+    snprintf(buf, 24, "%" PRId64, id);
+    return buf;
+}
+
+static bool result_ok(const PGresult *res, const char *what)
+{
+    if (res == NULL)
+        return false; /* connection lost; already logged by pgconn */
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return true;
+    const char *msg = PQresultErrorMessage(res);
+    sv__log_error("%s failed: %.*s", what, (int)strcspn(msg, "\n"), msg);
+    return false;
+}
+
+/* ---- Progress: the one place that decides what happens next ---- */
+
+void sv__supervisor_progress(sv__supervisor *sv)
+{
+    switch (sv->phase) {
+    case SV__PHASE_RUNNING:
+        if (sv->opts.one_shot && sv->one_shot_drained && !sv->claim_inflight && sv->busy == 0 &&
+            sv__outcome_idle(sv)) {
+            sv->exit_status = sv->one_shot_failed ? 1 : 0;
+            begin_drain(sv, sv->one_shot_failed ? "one-shot run done, some jobs failed"
+                                                : "one-shot run done");
+            return;
+        }
+        sv__dispatch_maybe_claim(sv);
+        break;
+    case SV__PHASE_DRAINING:
+        if (sv->busy == 0 && sv__outcome_idle(sv))
+            begin_close(sv);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_wake(uv_timer_t *t)
+{
+    sv__supervisor *sv = t->data;
+    sv->wake_due = 0;
+    sv->queue_has_more = true;
+    sv__supervisor_progress(sv);
+}
+
+void sv__supervisor_wake_in(sv__supervisor *sv, int64_t delay_ms)
+{
+    if (sv->phase != SV__PHASE_RUNNING)
+        return;
+    /* Claims run in whole milliseconds of database time; 1 ms late is never early. */
+    uint64_t due = uv_now(sv->loop) + (uint64_t)(delay_ms > 0 ? delay_ms : 0) + 1;
+    if (sv->wake_due != 0 && sv->wake_due <= due)
+        return;
+    sv->wake_due = due;
+    uv_timer_start(&sv->wake_timer, on_wake, due - uv_now(sv->loop), 0);
+}
+
+/* ---- Timers ---- */
+
+static void on_poll_timer(uv_timer_t *t)
+{
+    sv__supervisor *sv = t->data;
+    sv->queue_has_more = true;
+    sv__supervisor_progress(sv);
+    sv__outcome_flush(sv);
+}
+
+static void on_heartbeat_done(sv__pg *pg, const PGresult *res, void *data)
+{
+    (void)pg;
+    (void)data;
+    result_ok(res, "heartbeat");
+}
+
+static void on_heartbeat_timer(uv_timer_t *t)
+{
+    sv__supervisor *sv = t->data;
+    if (sv->worker_id == 0 || !sv__pg_is_up(sv->pg))
+        return;
+    const sv__counters *c = &sv->counters;
+    json_t *status = json_pack(
+        "{s:s, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "phase",
+        sv->phase == SV__PHASE_RUNNING ? "running" : "draining", "running_jobs",
+        (json_int_t)sv->busy, "stuck_jobs", (json_int_t)sv->stuck, "counters", "claimed",
+        (json_int_t)c->claimed, "succeeded", (json_int_t)c->succeeded, "retried",
+        (json_int_t)c->retried, "dead", (json_int_t)c->dead, "timed_out", (json_int_t)c->timed_out,
+        "handed_back", (json_int_t)c->handed_back, "rescued", (json_int_t)c->rescued);
+    json_t *progress = json_array();
+    sv__dispatch_progress(sv, progress);
+    char *status_s = json_dumps(status, JSON_COMPACT);
+    char *progress_s = json_dumps(progress, JSON_COMPACT);
+    json_decref(status);
+    json_decref(progress);
+    char id[24], lease[24];
+    snprintf(lease, sizeof lease, "%" PRIu64, sv->opts.dead_after_ms);
+    const char *params[] = {id_text(sv->worker_id, id), lease, status_s, progress_s};
+    sv__pg_send(sv->pg, true, "sv_heartbeat", 4, params, on_heartbeat_done, sv);
+    free(status_s);
+    free(progress_s);
+    sv__notify_watchdog();
+}
+
+static void on_rescued(sv__pg *pg, const PGresult *res, void *data)
+{
+    (void)pg;
+    sv__supervisor *sv = data;
+    if (!result_ok(res, "rescue"))
+        return;
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        sv__log_warning("rescued job %s (%s) from a supervisor that stopped heartbeating: now %s",
+                        PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+    }
+    if (n > 0) {
+        sv->counters.rescued += (uint64_t)n;
+        sv->queue_has_more = true;
+        sv__supervisor_progress(sv);
+    }
+}
+
+static void run_rescue(sv__supervisor *sv)
+{
+    if (!sv__pg_is_up(sv->pg) || sv->worker_id == 0)
+        return;
+    char max_attempts[16];
+    snprintf(max_attempts, sizeof max_attempts, "%u", SV__DEFAULT_MAX_ATTEMPTS);
+    const char *params[] = {max_attempts};
+    sv__pg_send(sv->pg, true, "sv_rescue", 1, params, on_rescued, sv);
+}
+
+static void on_rescue_timer(uv_timer_t *t)
+{
+    run_rescue(t->data);
+}
+
+/* ---- Start-up: schema check, registration, predecessors ---- */
+
+static void on_retired(sv__pg *pg, const PGresult *res, void *data)
+{
+    (void)pg;
+    sv__supervisor *sv = data;
+    if (result_ok(res, "retiring dead predecessors") && atoi(PQcmdTuples((PGresult *)res)) > 0)
+        sv__log_info("expired the leases of %s jobs held by dead predecessors on this host",
+                     PQcmdTuples((PGresult *)res));
+    run_rescue(sv);
+}
+
+/* Supervisors on this host whose process is gone: their jobs are rescued at once. */
+static void on_predecessors(sv__pg *pg, const PGresult *res, void *data)
+{
+    (void)pg;
+    sv__supervisor *sv = data;
+    if (!result_ok(res, "looking for predecessors"))
+        return;
+    sv__buf ids = {0};
+    sv__buf_puts(&ids, "{");
+    int dead = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        pid_t pid = (pid_t)atoi(PQgetvalue(res, i, 1));
+        if (pid == getpid() || (kill(pid, 0) < 0 && errno == ESRCH)) {
+            sv__buf_printf(&ids, "%s%s", dead ? "," : "", PQgetvalue(res, i, 0));
+            dead++;
+        }
+    }
+    sv__buf_puts(&ids, "}");
+    if (dead > 0) {
+        sv__log_info("found %d dead supervisor(s) on this host; rescuing their jobs now", dead);
+        const char *params[] = {ids.data};
+        sv__pg_send(sv->pg, true, "sv_retire", 1, params, on_retired, sv);
+    }
+    sv__buf_free(&ids);
+}
+
+static void on_registered(sv__pg *pg, const PGresult *res, void *data)
+{
+    sv__supervisor *sv = data;
+    if (!result_ok(res, "registering this supervisor") || PQntuples(res) != 1)
+        return; /* Registration is retried on the next connect. */
+    sv->worker_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (sv->opts.one_shot)
+        sv->cutoff = sv__xstrdup(PQgetvalue(res, 0, 1));
+    sv->phase = SV__PHASE_RUNNING;
+
+    sv__buf types = {0};
+    for (size_t i = 0; i < sv->ntypes; i++)
+        sv__buf_printf(&types, "%s%s", i ? ", " : "", sv->types[i]->name);
+    sv__log_info("ready: worker %" PRId64 " on %s (pid %d), %" PRIu32 " workers, job types: %s%s",
+                 sv->worker_id, sv->hostname, (int)getpid(), sv->nslots,
+                 types.data ? types.data : "(none)", sv->opts.one_shot ? "; one-shot" : "");
+    sv__buf_free(&types);
+    sv__notify_ready();
+
+    uv_timer_start(&sv->poll_timer, on_poll_timer, sv->opts.poll_interval_ms,
+                   sv->opts.poll_interval_ms);
+    uv_timer_start(&sv->heartbeat_timer, on_heartbeat_timer, sv->opts.heartbeat_ms,
+                   sv->opts.heartbeat_ms);
+    uv_timer_start(&sv->rescue_timer, on_rescue_timer, sv->opts.rescue_interval_ms,
+                   sv->opts.rescue_interval_ms);
+
+    char id[24];
+    const char *params[] = {sv->hostname, id_text(sv->worker_id, id)};
+    sv__pg_send(pg, true, "sv_predecessors", 2, params, on_predecessors, sv);
+    run_rescue(sv);
+    sv->queue_has_more = true;
+    sv__supervisor_progress(sv);
+}
+
+static void on_schema_checked(sv__pg *pg, const PGresult *res, void *data)
+{
+    sv__supervisor *sv = data;
+    if (!result_ok(res, "checking the schema version") || PQntuples(res) != 1)
+        return;
+    int version = atoi(PQgetvalue(res, 0, 0));
+    int latest = sv__schema_version_latest();
+    if (version != latest) {
+        if (version < latest)
+            sv__log_error("the database schema is at version %d but this binary needs %d: run "
+                          "'supervisor-worker migrate' first",
+                          version, latest);
+        else
+            sv__log_error("the database schema is at version %d, newer than this binary "
+                          "knows (%d): upgrade supervisor-worker",
+                          version, latest);
+        sv->exit_status = 1;
+        begin_close(sv);
+        return;
+    }
+    sv__buf types = {0};
+    sv__buf_puts(&types, "{");
+    for (size_t i = 0; i < sv->ntypes; i++)
+        sv__buf_printf(&types, "%s%s", i ? "," : "", sv->types[i]->name);
+    sv__buf_puts(&types, "}");
+    char pid[16], workers[16];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    snprintf(workers, sizeof workers, "%" PRIu32, sv->nslots);
+    const char *params[] = {sv->hostname, pid, SV_VERSION, workers, types.data};
+    sv__pg_send(pg, true, "sv_register", 5, params, on_registered, sv);
+    sv__buf_free(&types);
+}
+
+/* ---- Connection events ---- */
+
+static void on_reconciled(sv__pg *pg, const PGresult *res, void *data)
+{
+    (void)pg;
+    sv__supervisor *sv = data;
+    if (!result_ok(res, "reconciling held jobs"))
+        return; /* Tried again on the next connect. */
+    sv->reconcile_needed = false;
+    int n = PQntuples(res);
+    if (n > 0)
+        sv__log_warning("handed back %d job(s) whose claim was cut off by the lost connection", n);
+    sv__outcome_flush(sv);
+    sv->queue_has_more = true;
+    sv__supervisor_progress(sv);
+}
+
+static void on_pg_up(sv__pg *pg, void *data)
+{
+    sv__supervisor *sv = data;
+    if (sv->worker_id == 0) {
+        sv__pg_send(pg, false, SV__SCHEMA_VERSION_QUERY, 0, NULL, on_schema_checked, sv);
+        return;
+    }
+    /*
+     * A claim in flight when the connection broke may have committed: those jobs are ours
+     * in the table but not in memory. Hand them back before anything else is written.
+     */
+    json_t *ids = json_array();
+    sv__dispatch_held_ids(sv, ids);
+    for (size_t i = 0; i < sv->pending.len; i++)
+        json_array_append_new(ids, json_integer(sv->pending.items[i].id));
+    for (size_t i = 0; i < sv->inflight.len; i++)
+        json_array_append_new(ids, json_integer(sv->inflight.items[i].id));
+    char *ids_s = json_dumps(ids, JSON_COMPACT);
+    json_decref(ids);
+    char id[24];
+    const char *params[] = {id_text(sv->worker_id, id), ids_s};
+    sv->reconcile_needed = true;
+    sv__pg_send(pg, true, "sv_reconcile", 2, params, on_reconciled, sv);
+    free(ids_s);
+}
+
+static void on_pg_down(sv__pg *pg, const char *reason, void *data)
+{
+    (void)pg;
+    (void)reason;
+    sv__supervisor *sv = data;
+    /* Handlers keep running; their outcomes wait in memory for the reconnect. */
+    if (sv->busy > 0)
+        sv__log_info("%" PRIu32 " job(s) keep running; their outcomes will be written after "
+                     "the reconnect",
+                     sv->busy);
+}
+
+static void on_pg_notify(sv__pg *pg, const char *channel, const char *payload, void *data)
+{
+    (void)pg;
+    (void)channel;
+    (void)payload;
+    sv__supervisor *sv = data;
+    sv->queue_has_more = true;
+    sv__supervisor_progress(sv);
+}
+
+/* ---- Shutdown ---- */
+
+static void fast_exit(sv__supervisor *sv, int status)
+{
+    /* Pool threads may still run handlers: libuv's destructor would wait for them, so
+     * leave without running atexit handlers or destructors. */
+    fflush(stdout);
+    fflush(stderr);
+    (void)sv;
+    _exit(status);
+}
+
+static void on_exit_grace(uv_timer_t *t)
+{
+    sv__supervisor *sv = t->data;
+    if (sv->busy == 0)
+        return;
+    if (!sv__outcome_idle(sv))
+        sv__log_error("exiting with %zu outcome(s) not written (database unreachable); those "
+                      "jobs will be rescued",
+                      sv->pending.len + sv->inflight.len);
+    sv__log_warning("exiting with %" PRIu32 " handler(s) still running that ignored "
+                    "cancellation; their jobs were handed back",
+                    sv->busy);
+    fast_exit(sv, sv->exit_status);
+}
+
+static void on_shutdown_timer(uv_timer_t *t)
+{
+    sv__supervisor *sv = t->data;
+    if (sv->phase != SV__PHASE_DRAINING)
+        return;
+    sv__dispatch_hand_back_all(sv);
+    /* Cooperative handlers return at once; the rest cannot be stopped, so do not wait for
+     * them longer than it takes to write the hand-backs. */
+    uv_timer_start(&sv->shutdown_timer, on_exit_grace, HANDBACK_EXIT_GRACE_MS, 0);
+    sv__supervisor_progress(sv);
+}
+
+static void begin_drain(sv__supervisor *sv, const char *why)
+{
+    if (sv->phase != SV__PHASE_RUNNING && sv->phase != SV__PHASE_STARTING)
+        return;
+    if (sv->phase == SV__PHASE_STARTING) {
+        sv__log_info("%s before start-up completed; exiting", why);
+        begin_close(sv);
+        return;
+    }
+    sv->phase = SV__PHASE_DRAINING;
+    sv->drain_started_ms = uv_now(sv->loop);
+    uv_timer_stop(&sv->poll_timer);
+    uv_timer_stop(&sv->wake_timer);
+    sv__notify_stopping();
+    if (sv->busy > 0)
+        sv__log_info("%s: no new claims; waiting up to %" PRIu64 " ms for %" PRIu32
+                     " running job(s)",
+                     why, sv->opts.shutdown_timeout_ms, sv->busy);
+    else
+        sv__log_info("%s: stopping", why);
+    uv_timer_start(&sv->shutdown_timer, on_shutdown_timer, sv->opts.shutdown_timeout_ms, 0);
+    sv__supervisor_progress(sv);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    (void)h;
+}
+
+static void finish_close(sv__supervisor *sv)
+{
+    sv__pg_close(sv->pg);
+    sv->pg = NULL;
+    uv_handle_t *handles[] = {
+        (uv_handle_t *)&sv->poll_timer,      (uv_handle_t *)&sv->wake_timer,
+        (uv_handle_t *)&sv->heartbeat_timer, (uv_handle_t *)&sv->rescue_timer,
+        (uv_handle_t *)&sv->shutdown_timer,  (uv_handle_t *)&sv->sigterm,
+        (uv_handle_t *)&sv->sigint,
+    };
+    for (size_t i = 0; i < SV__ARRAY_SIZE(handles); i++)
+        if (!uv_is_closing(handles[i]))
+            uv_close(handles[i], close_cb);
+    sv__dispatch_close(sv);
+}
+
+static void on_stopped(sv__pg *pg, const PGresult *res, void *data)
+{
+    (void)pg;
+    sv__supervisor *sv = data;
+    result_ok(res, "marking this supervisor stopped");
+    finish_close(sv);
+}
+
+static void begin_close(sv__supervisor *sv)
+{
+    if (sv->phase == SV__PHASE_CLOSING)
+        return;
+    sv->phase = SV__PHASE_CLOSING;
+    if (sv->busy > 0) {
+        /* Only reachable for fatal errors while handlers run. */
+        sv__log_error("exiting with %" PRIu32 " handler(s) running", sv->busy);
+        fast_exit(sv, sv->exit_status ? sv->exit_status : 1);
+    }
+    char id[24];
+    const char *params[] = {id_text(sv->worker_id, id)};
+    if (sv->worker_id == 0 ||
+        sv__pg_send(sv->pg, true, "sv_stopped", 1, params, on_stopped, sv) < 0)
+        finish_close(sv);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    sv__supervisor *sv = h->data;
+    if (++sv->signals_seen > 1 || sv->phase == SV__PHASE_CLOSING) {
+        sv__log_warning("%s again: exiting at once; running jobs will be rescued",
+                        strsignal(signum));
+        fast_exit(sv, 1);
+    }
+    begin_drain(sv, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* ---- Entry point ---- */
+
+static void setup_statements(sv__supervisor *sv)
+{
+    static const struct {
+        const char *name, *sql;
+    } stmts[] = {
+        {"sv_register", SV__SQL_REGISTER}, {"sv_claim", SV__SQL_CLAIM},
+        {"sv_outcomes", SV__SQL_OUTCOMES}, {"sv_heartbeat", SV__SQL_HEARTBEAT},
+        {"sv_rescue", SV__SQL_RESCUE},     {"sv_predecessors", SV__SQL_PREDECESSORS},
+        {"sv_retire", SV__SQL_RETIRE},     {"sv_reconcile", SV__SQL_RECONCILE},
+        {"sv_stopped", SV__SQL_STOPPED},
+    };
+    for (size_t i = 0; i < SV__ARRAY_SIZE(stmts); i++)
+        sv__pg_add_prepared(sv->pg, stmts[i].name, stmts[i].sql);
+    sv__pg_add_listen(sv->pg, "sv_jobs");
+}
+
+int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_host *plugins)
+{
+    sv__supervisor *sv = sv__xcalloc(1, sizeof *sv);
+    sv->loop = loop;
+    sv->opts = *opts;
+    sv->plugins = plugins;
+    sv->phase = SV__PHASE_STARTING;
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+    if (gethostname(sv->hostname, sizeof sv->hostname - 1) < 0)
+        strcpy(sv->hostname, "unknown");
+
+    sv->ntypes = sv__plugin_host_type_count(plugins);
+    sv->types = sv__xcalloc(sv->ntypes, sizeof *sv->types);
+    sv->type_running = sv__xcalloc(sv->ntypes, sizeof *sv->type_running);
+    for (size_t i = 0; i < sv->ntypes; i++)
+        sv->types[i] = sv__plugin_host_type_at(plugins, i);
+    if (sv->ntypes == 0)
+        sv__log_warning("no job types are registered (is the plugin directory right?); "
+                        "no job will run");
+
+    sv->nslots = opts->max_workers;
+    sv__dispatch_init(sv);
+
+    static const sv__pg_callbacks pgcb = {
+        .up = on_pg_up,
+        .down = on_pg_down,
+        .notify = on_pg_notify,
+    };
+    sv->pg = sv__pg_new(loop, opts->dsn, "queue", &pgcb, sv);
+    setup_statements(sv);
+
+    uv_timer_t *timers[] = {&sv->poll_timer, &sv->wake_timer, &sv->heartbeat_timer,
+                            &sv->rescue_timer, &sv->shutdown_timer};
+    for (size_t i = 0; i < SV__ARRAY_SIZE(timers); i++) {
+        uv_timer_init(loop, timers[i]);
+        timers[i]->data = sv;
+    }
+    uv_signal_init(loop, &sv->sigterm);
+    uv_signal_init(loop, &sv->sigint);
+    sv->sigterm.data = sv->sigint.data = sv;
+    uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&sv->sigint, on_signal, SIGINT);
+
+    sv__pg_start(sv->pg);
+    uv_run(loop, UV_RUN_DEFAULT);
+
+    int status = sv->exit_status;
+    sv__log_info("stopped: %" PRIu64 " claimed, %" PRIu64 " succeeded, %" PRIu64
+                 " retried, %" PRIu64 " dead, %" PRIu64 " timed out, %" PRIu64 " handed back",
+                 sv->counters.claimed, sv->counters.succeeded, sv->counters.retried,
+                 sv->counters.dead, sv->counters.timed_out, sv->counters.handed_back);
+    for (uint32_t i = 0; i < sv->nslots; i++) {
+        sv__job_reset(&sv->slots[i]);
+        uv_mutex_destroy(&sv->slots[i].progress_lock);
+    }
+    sv__outcome_free_all(sv);
+    free(sv->slots);
+    free(sv->types);
+    free(sv->type_running);
+    free(sv->cutoff);
+    free(sv);
+    return status;
+}

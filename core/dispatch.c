@@ -1,0 +1,391 @@
+/* Claiming ready jobs and running them on the threadpool, with timeouts. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "supervisor_int.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* The outcome list may grow this far beyond the worker count before claims pause. */
+#define MAX_PENDING_OUTCOMES 10000
+
+static size_t type_index(const sv__supervisor *sv, const sv__jobtype *t)
+{
+    for (size_t i = 0; i < sv->ntypes; i++)
+        if (sv->types[i] == t)
+            return i;
+    return 0;
+}
+
+static const sv__jobtype *type_by_name(const sv__supervisor *sv, const char *name)
+{
+    for (size_t i = 0; i < sv->ntypes; i++)
+        if (strcmp(sv->types[i]->name, name) == 0)
+            return sv->types[i];
+    return NULL;
+}
+
+static void log_job(int level, const sv_job *job, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void log_job(int level, const sv_job *job, const char *fmt, ...)
+{
+    sv__log_context ctx = {.job_id = job->id, .job_type = job->type->name};
+    va_list ap;
+    va_start(ap, fmt);
+    sv__log_ctxv(level, &ctx, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- Running a handler ---- */
+
+static void work_cb(uv_work_t *req)
+{
+    sv_job *job = container_of(req, sv_job, work);
+    job->status = job->type->handler(job, job->type->userdata);
+}
+
+/* Turns a failed attempt into a retry or, when no attempts remain, a dead outcome. */
+static void fail_attempt(sv__supervisor *sv, sv_job *job, bool permanent, int64_t delay_ms,
+                         char *error)
+{
+    sv__outcome o = {.id = job->id, .attempt = job->attempt, .error = error};
+    if (!permanent && job->attempt < job->max_attempts) {
+        o.kind = SV__OUTCOME_RETRY;
+        o.delay_ms = delay_ms >= 0 ? delay_ms : sv__backoff_ms(job->type, job->attempt);
+        sv->counters.retried++;
+        log_job(SV_LOG_INFO, job,
+                "attempt %" PRIu32 " of %" PRIu32 " failed, retrying in %" PRId64 " ms: %s",
+                job->attempt, job->max_attempts, o.delay_ms, error);
+        sv__supervisor_wake_in(sv, o.delay_ms);
+    } else {
+        o.kind = SV__OUTCOME_DEAD;
+        sv->counters.dead++;
+        if (permanent)
+            log_job(SV_LOG_WARNING, job, "failed permanently on attempt %" PRIu32 ": %s",
+                    job->attempt, error);
+        else
+            log_job(SV_LOG_WARNING, job, "dead after %" PRIu32 " attempts: %s", job->attempt,
+                    error);
+    }
+    if (sv->opts.one_shot)
+        sv->one_shot_failed = true;
+    sv__outcome_add(sv, &o);
+}
+
+static char *take_message(sv_job *job, const char *fallback)
+{
+    char *msg = job->message;
+    job->message = NULL;
+    return msg != NULL ? msg : sv__xstrdup(fallback);
+}
+
+static void record_outcome(sv__supervisor *sv, sv_job *job)
+{
+    switch (job->status) {
+    case SV_OK: {
+        sv__outcome o = {
+            .id = job->id,
+            .attempt = job->attempt,
+            .kind = SV__OUTCOME_SUCCEEDED,
+            .result = job->result,
+            .followups = job->followups,
+        };
+        job->result = NULL;
+        job->followups = NULL;
+        sv->counters.succeeded++;
+        if (sv__log_enabled(SV_LOG_DEBUG))
+            log_job(SV_LOG_DEBUG, job, "succeeded on attempt %" PRIu32, job->attempt);
+        sv__outcome_add(sv, &o);
+        break;
+    }
+    case SV_RETRY:
+        fail_attempt(sv, job, false, job->retry_delay_ms,
+                     take_message(job, "the handler asked for a retry"));
+        break;
+    case SV_FAIL:
+        fail_attempt(sv, job, true, -1,
+                     take_message(job, "the handler reported a permanent failure"));
+        break;
+    default: {
+        sv__buf b = {0};
+        sv__buf_printf(&b, "the handler returned an invalid status (%d)", (int)job->status);
+        fail_attempt(sv, job, false, -1, b.data);
+        break;
+    }
+    }
+}
+
+static void after_work_cb(uv_work_t *req, int status)
+{
+    sv_job *job = container_of(req, sv_job, work);
+    sv__supervisor *sv = job->sup;
+    (void)status; /* Never cancelled: uv_cancel is not used on running work. */
+    uv_timer_stop(&job->timer);
+    sv->busy--;
+    sv->type_running[type_index(sv, job->type)]--;
+    if (job->stuck_reported) {
+        sv->stuck--;
+        log_job(SV_LOG_WARNING, job, "stuck handler returned after %" PRIu64 " ms",
+                uv_now(sv->loop) - job->started_ms);
+    }
+    if (job->phase == SV__JOB_RUNNING)
+        record_outcome(sv, job);
+    else
+        log_job(SV_LOG_DEBUG, job, "handler returned after its attempt had ended");
+    sv__job_reset(job);
+    sv__supervisor_progress(sv);
+}
+
+static void on_job_timer(uv_timer_t *timer)
+{
+    sv_job *job = timer->data;
+    sv__supervisor *sv = job->sup;
+    if (job->phase == SV__JOB_RUNNING) {
+        /* The deadline: ask the handler to stop and decide the attempt's fate now. */
+        atomic_store(&job->cancelled, true);
+        job->phase = SV__JOB_ABANDONED;
+        sv->counters.timed_out++;
+        sv__buf b = {0};
+        sv__buf_printf(&b, "timed out after %" PRIu32 " ms", job->timeout_ms);
+        fail_attempt(sv, job, false, -1, b.data);
+        uv_timer_start(&job->timer, on_job_timer, sv->opts.stuck_after_ms, 0);
+    } else if (job->phase == SV__JOB_ABANDONED && !job->stuck_reported) {
+        job->stuck_reported = true;
+        sv->stuck++;
+        log_job(SV_LOG_WARNING, job,
+                "stuck: the handler has ignored cancellation for %" PRIu64
+                " ms and keeps its worker slot (%" PRIu32 " stuck now)",
+                sv->opts.stuck_after_ms, sv->stuck);
+    }
+}
+
+static sv_job *free_slot(sv__supervisor *sv)
+{
+    for (uint32_t i = 0; i < sv->nslots; i++)
+        if (sv->slots[i].phase == SV__JOB_FREE)
+            return &sv->slots[i];
+    return NULL;
+}
+
+/* Starts one claimed row: id, type, queue, payload, attempts, max_attempts, timeout_ms. */
+static void start_job(sv__supervisor *sv, const PGresult *res, int row)
+{
+    int64_t id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    const sv__jobtype *type = type_by_name(sv, PQgetvalue(res, row, 1));
+    sv_job *job = free_slot(sv);
+    if (type == NULL || job == NULL) {
+        /* Cannot happen: we claim only our types and never more than the free slots. */
+        sv__log_error("claimed job %" PRId64 " cannot be started (%s); handing it back", id,
+                      type == NULL ? "unknown type" : "no free slot");
+        sv__outcome o = {.id = id,
+                         .attempt = (uint32_t)atoi(PQgetvalue(res, row, 4)),
+                         .kind = SV__OUTCOME_HANDBACK};
+        sv__outcome_add(sv, &o);
+        return;
+    }
+    job->id = id;
+    job->type = type;
+    job->queue = sv__xstrdup(PQgetvalue(res, row, 2));
+    job->attempt = (uint32_t)strtoul(PQgetvalue(res, row, 4), NULL, 10);
+    job->max_attempts = (uint32_t)strtoul(PQgetvalue(res, row, 5), NULL, 10);
+    uint32_t timeout = (uint32_t)strtoul(PQgetvalue(res, row, 6), NULL, 10);
+    job->timeout_ms = timeout > 0 ? timeout : type->timeout_ms;
+    job->retry_delay_ms = -1;
+    job->phase = SV__JOB_RUNNING;
+    job->started_ms = uv_now(sv->loop);
+    sv->busy++;
+    sv->type_running[type_index(sv, type)]++;
+    sv->counters.claimed++;
+
+    json_error_t err;
+    job->payload = json_loadb(PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3),
+                              JSON_DECODE_ANY, &err);
+    if (job->payload == NULL) {
+        /* jsonb holds numbers jansson cannot (beyond 64 bits): no attempt can succeed. */
+        job->status = SV_FAIL;
+        sv__buf b = {0};
+        sv__buf_printf(&b, "the payload cannot be decoded: %s", err.text);
+        job->message = b.data;
+        job->finished_explicitly = true;
+        sv->busy--;
+        sv->type_running[type_index(sv, type)]--;
+        record_outcome(sv, job);
+        sv__job_reset(job);
+        return;
+    }
+    uv_timer_start(&job->timer, on_job_timer, job->timeout_ms, 0);
+    int r = uv_queue_work(sv->loop, &job->work, work_cb, after_work_cb);
+    if (r < 0) {
+        sv__log_error("cannot queue job %" PRId64 ": %s", id, uv_strerror(r));
+        abort(); /* uv_queue_work fails only on programming errors. */
+    }
+}
+
+/* ---- Claiming ---- */
+
+typedef struct claim_req {
+    sv__supervisor *sv;
+    uint32_t limit;
+    bool complete; /* every type with queued work could be claimed */
+} claim_req;
+
+static void on_claimed(sv__pg *pg, const PGresult *res, void *data)
+{
+    (void)pg;
+    claim_req *req = data;
+    sv__supervisor *sv = req->sv;
+    sv->claim_inflight = false;
+    if (res == NULL) {
+        /* Lost with the connection; if it committed, the reconcile hands the jobs back. */
+        free(req);
+        return;
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *msg = PQresultErrorMessage(res);
+        sv__log_error("claim failed: %.*s", (int)strcspn(msg, "\n"), msg);
+        free(req);
+        return;
+    }
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++)
+        start_job(sv, res, i);
+    if ((uint32_t)n >= req->limit)
+        sv->queue_has_more = true;
+    else if (sv->opts.one_shot && req->complete)
+        sv->one_shot_drained = true;
+    free(req);
+    sv__supervisor_progress(sv);
+}
+
+void sv__dispatch_maybe_claim(sv__supervisor *sv)
+{
+    if (sv->phase != SV__PHASE_RUNNING || sv->claim_inflight || !sv->queue_has_more ||
+        sv->reconcile_needed || !sv__pg_is_up(sv->pg))
+        return;
+    uint32_t nfree = sv->nslots - sv->busy;
+    if (nfree == 0 || sv->pending.len + sv->inflight.len > MAX_PENDING_OUTCOMES)
+        return;
+    /*
+     * Types at their concurrency limit sit this claim out; a type with room for fewer jobs
+     * than the free slots shrinks the batch so that no claim can exceed its limit.
+     */
+    uint32_t limit = nfree;
+    bool complete = true;
+    sv__buf types = {0}, max_attempts = {0};
+    sv__buf_puts(&types, "{");
+    sv__buf_puts(&max_attempts, "{");
+    size_t included = 0;
+    for (size_t i = 0; i < sv->ntypes; i++) {
+        const sv__jobtype *t = sv->types[i];
+        if (t->concurrency > 0) {
+            uint32_t room =
+                t->concurrency > sv->type_running[i] ? t->concurrency - sv->type_running[i] : 0;
+            if (room == 0) {
+                complete = false;
+                continue;
+            }
+            if (room < limit)
+                limit = room;
+        }
+        /* Type names are [A-Za-z0-9_.:-]: safe in an array literal without quoting. */
+        sv__buf_printf(&types, "%s%s", included ? "," : "", t->name);
+        sv__buf_printf(&max_attempts, "%s%" PRIu32, included ? "," : "", t->max_attempts);
+        included++;
+    }
+    sv__buf_puts(&types, "}");
+    sv__buf_puts(&max_attempts, "}");
+    if (included == 0) {
+        sv__buf_free(&types);
+        sv__buf_free(&max_attempts);
+        return;
+    }
+    char owner[24], limit_s[16], lease[24];
+    snprintf(owner, sizeof owner, "%" PRId64, sv->worker_id);
+    snprintf(limit_s, sizeof limit_s, "%" PRIu32, limit);
+    snprintf(lease, sizeof lease, "%" PRIu64, sv->opts.dead_after_ms);
+    const char *params[] = {owner, types.data, limit_s, lease, max_attempts.data, sv->cutoff};
+    claim_req *req = sv__xcalloc(1, sizeof *req);
+    req->sv = sv;
+    req->limit = limit;
+    req->complete = complete;
+    if (sv__pg_send(sv->pg, true, "sv_claim", 6, params, on_claimed, req) == 0) {
+        sv->claim_inflight = true;
+        sv->queue_has_more = false;
+    } else {
+        free(req);
+    }
+    sv__buf_free(&types);
+    sv__buf_free(&max_attempts);
+}
+
+void sv__dispatch_init(sv__supervisor *sv)
+{
+    sv->slots = sv__xcalloc(sv->nslots, sizeof *sv->slots);
+    for (uint32_t i = 0; i < sv->nslots; i++) {
+        sv__job_slot_init(&sv->slots[i], sv->loop);
+        sv->slots[i].sup = sv;
+        sv->slots[i].timer.data = &sv->slots[i];
+        sv->slots[i].phase = SV__JOB_FREE;
+    }
+}
+
+void sv__dispatch_hand_back_all(sv__supervisor *sv)
+{
+    for (uint32_t i = 0; i < sv->nslots; i++) {
+        sv_job *job = &sv->slots[i];
+        if (job->phase != SV__JOB_RUNNING)
+            continue;
+        atomic_store(&job->cancelled, true);
+        job->phase = SV__JOB_ABANDONED;
+        sv->counters.handed_back++;
+        log_job(SV_LOG_WARNING, job,
+                "still running at the end of the grace period; cancelled "
+                "and handed back without spending the attempt");
+        sv__outcome o = {.id = job->id, .attempt = job->attempt, .kind = SV__OUTCOME_HANDBACK};
+        sv__outcome_add(sv, &o);
+        uv_timer_start(&job->timer, on_job_timer, sv->opts.stuck_after_ms, 0);
+    }
+}
+
+void sv__dispatch_held_ids(sv__supervisor *sv, json_t *ids)
+{
+    for (uint32_t i = 0; i < sv->nslots; i++)
+        if (sv->slots[i].phase != SV__JOB_FREE)
+            json_array_append_new(ids, json_integer(sv->slots[i].id));
+}
+
+void sv__dispatch_progress(sv__supervisor *sv, json_t *out)
+{
+    for (uint32_t i = 0; i < sv->nslots; i++) {
+        sv_job *job = &sv->slots[i];
+        if (job->phase != SV__JOB_RUNNING)
+            continue;
+        uv_mutex_lock(&job->progress_lock);
+        if (job->progress_dirty) {
+            json_t *p = json_pack("{s:f}", "fraction", job->progress);
+            if (p != NULL && job->progress_message != NULL)
+                json_object_set_new(p, "message", json_string(job->progress_message));
+            json_array_append_new(
+                out, json_pack("{s:I, s:o}", "id", (json_int_t)job->id, "progress", p));
+            job->progress_dirty = false;
+        }
+        uv_mutex_unlock(&job->progress_lock);
+    }
+}
+
+static void on_slot_timer_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void sv__dispatch_close(sv__supervisor *sv)
+{
+    for (uint32_t i = 0; i < sv->nslots; i++)
+        if (!uv_is_closing((uv_handle_t *)&sv->slots[i].timer))
+            uv_close((uv_handle_t *)&sv->slots[i].timer, on_slot_timer_closed);
+}
