@@ -25,6 +25,8 @@ static const char usage_text[] =
     "  --rescue-interval DURATION how often to look for jobs of dead supervisors (default 10s)\n"
     "  --stuck-after DURATION     a handler still running this long after cancellation is\n"
     "                             reported stuck (default 5s)\n"
+    "  --prefetch N               claim up to N jobs ahead of free workers when jobs are\n"
+    "                             short (default 512; sized to ~50 ms of work; 0: never)\n"
     "  --one-shot                 run the jobs that are ready now, then exit (status 1 if\n"
     "                             any of them failed)\n"
     "\n"
@@ -54,6 +56,7 @@ int sv__cmd_run(int argc, char **argv)
         OPT_RESCUE_INTERVAL,
         OPT_STUCK_AFTER,
         OPT_ONE_SHOT,
+        OPT_PREFETCH,
     };
     static const struct option longopts[] = {
         SV__COMMON_LONGOPTS,
@@ -65,6 +68,7 @@ int sv__cmd_run(int argc, char **argv)
         {"rescue-interval", required_argument, NULL, OPT_RESCUE_INTERVAL},
         {"stuck-after", required_argument, NULL, OPT_STUCK_AFTER},
         {"one-shot", no_argument, NULL, OPT_ONE_SHOT},
+        {"prefetch", required_argument, NULL, OPT_PREFETCH},
         {NULL, 0, NULL, 0},
     };
     sv__common_opts common;
@@ -115,6 +119,11 @@ int sv__cmd_run(int argc, char **argv)
             break;
         case OPT_ONE_SHOT:
             opts.one_shot = true;
+            break;
+        case OPT_PREFETCH:
+            if (sv__parse_int64(optarg, 0, 100000, &n) < 0)
+                return sv__usage_error("run", "--prefetch must be 0 to 100000, not '%s'", optarg);
+            opts.prefetch_max = (uint32_t)n;
             break;
         default:
             return sv__unknown_option("run", argv);

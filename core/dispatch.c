@@ -13,20 +13,41 @@
 /* The outcome list may grow this far beyond the worker count before claims pause. */
 #define MAX_PENDING_OUTCOMES 10000
 
-static size_t type_index(const sv__supervisor *sv, const sv__jobtype *t)
-{
-    for (size_t i = 0; i < sv->ntypes; i++)
-        if (sv->types[i] == t)
-            return i;
-    return 0;
-}
+/* The local queue aims to hold about this much work, judged by the completion rate. */
+#define PREFETCH_HORIZON_MS 50
+/* The completion rate is measured over windows of this length. */
+#define RATE_WINDOW_MS 100
 
-static const sv__jobtype *type_by_name(const sv__supervisor *sv, const char *name)
+static int type_by_name(const sv__supervisor *sv, const char *name)
 {
     for (size_t i = 0; i < sv->ntypes; i++)
         if (strcmp(sv->types[i]->name, name) == 0)
-            return sv->types[i];
-    return NULL;
+            return (int)i;
+    return -1;
+}
+
+static uint32_t type_index_of(const sv__supervisor *sv, const sv__jobtype *t)
+{
+    for (size_t i = 0; i < sv->ntypes; i++)
+        if (sv->types[i] == t)
+            return (uint32_t)i;
+    return 0;
+}
+
+/* Counts a completion and, once per window, updates the rate and the prefetch target. */
+static void note_completion(sv__supervisor *sv)
+{
+    uint64_t now = uv_now(sv->loop);
+    sv->rate_window_done++;
+    uint64_t elapsed = now - sv->rate_window_start;
+    if (elapsed < RATE_WINDOW_MS)
+        return;
+    double rate = (double)sv->rate_window_done * 1000.0 / (double)elapsed;
+    sv->rate = sv->rate > 0 ? (sv->rate + rate) / 2 : rate;
+    sv->rate_window_start = now;
+    sv->rate_window_done = 0;
+    double target = sv->rate * PREFETCH_HORIZON_MS / 1000.0;
+    sv->prefetch_target = target > sv->opts.prefetch_max ? sv->opts.prefetch_max : (uint32_t)target;
 }
 
 static void log_job(int level, const sv_job *job, const char *fmt, ...)
@@ -127,7 +148,8 @@ static void after_work_cb(uv_work_t *req, int status)
     (void)status; /* Never cancelled: uv_cancel is not used on running work. */
     uv_timer_stop(&job->timer);
     sv->busy--;
-    sv->type_running[type_index(sv, job->type)]--;
+    sv->type_held[type_index_of(sv, job->type)]--;
+    note_completion(sv);
     if (job->stuck_reported) {
         sv->stuck--;
         log_job(SV_LOG_WARNING, job, "stuck handler returned after %" PRIu64 " ms",
@@ -172,58 +194,111 @@ static sv_job *free_slot(sv__supervisor *sv)
     return NULL;
 }
 
-/* Starts one claimed row: id, type, queue, payload, attempts, max_attempts, timeout_ms. */
-static void start_job(sv__supervisor *sv, const PGresult *res, int row)
+static void claimed_clear(sv__claimed *c)
 {
-    int64_t id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
-    const sv__jobtype *type = type_by_name(sv, PQgetvalue(res, row, 1));
-    sv_job *job = free_slot(sv);
-    if (type == NULL || job == NULL) {
-        /* Cannot happen: we claim only our types and never more than the free slots. */
-        sv__log_error("claimed job %" PRId64 " cannot be started (%s); handing it back", id,
-                      type == NULL ? "unknown type" : "no free slot");
-        sv__outcome o = {.id = id,
-                         .attempt = (uint32_t)atoi(PQgetvalue(res, row, 4)),
-                         .kind = SV__OUTCOME_HANDBACK};
-        sv__outcome_add(sv, &o);
-        return;
-    }
-    job->id = id;
-    job->type = type;
-    job->queue = sv__xstrdup(PQgetvalue(res, row, 2));
-    job->attempt = (uint32_t)strtoul(PQgetvalue(res, row, 4), NULL, 10);
-    job->max_attempts = (uint32_t)strtoul(PQgetvalue(res, row, 5), NULL, 10);
-    uint32_t timeout = (uint32_t)strtoul(PQgetvalue(res, row, 6), NULL, 10);
-    job->timeout_ms = timeout > 0 ? timeout : type->timeout_ms;
+    free(c->queue);
+    json_decref(c->payload);
+    free(c->decode_error);
+    memset(c, 0, sizeof *c);
+}
+
+/* Starts a job from the local queue in a free slot; takes over c's members. */
+static void start_job(sv__supervisor *sv, sv_job *job, sv__claimed *c)
+{
+    job->id = c->id;
+    job->type = c->type;
+    job->queue = c->queue;
+    job->payload = c->payload;
+    job->attempt = c->attempt;
+    job->max_attempts = c->max_attempts;
+    job->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : c->type->timeout_ms;
     job->retry_delay_ms = -1;
     job->phase = SV__JOB_RUNNING;
     job->started_ms = uv_now(sv->loop);
+    c->queue = NULL;
+    c->payload = NULL;
     sv->busy++;
-    sv->type_running[type_index(sv, type)]++;
-    sv->counters.claimed++;
-
-    json_error_t err;
-    job->payload = json_loadb(PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3),
-                              JSON_DECODE_ANY, &err);
     if (job->payload == NULL) {
         /* jsonb holds numbers jansson cannot (beyond 64 bits): no attempt can succeed. */
         job->status = SV_FAIL;
         sv__buf b = {0};
-        sv__buf_printf(&b, "the payload cannot be decoded: %s", err.text);
+        sv__buf_printf(&b, "the payload cannot be decoded: %s", c->decode_error);
         job->message = b.data;
         job->finished_explicitly = true;
         sv->busy--;
-        sv->type_running[type_index(sv, type)]--;
+        sv->type_held[c->type_index]--;
         record_outcome(sv, job);
         sv__job_reset(job);
+        claimed_clear(c);
         return;
     }
+    claimed_clear(c);
     uv_timer_start(&job->timer, on_job_timer, job->timeout_ms, 0);
     int r = uv_queue_work(sv->loop, &job->work, work_cb, after_work_cb);
     if (r < 0) {
-        sv__log_error("cannot queue job %" PRId64 ": %s", id, uv_strerror(r));
+        sv__log_error("cannot queue job %" PRId64 ": %s", job->id, uv_strerror(r));
         abort(); /* uv_queue_work fails only on programming errors. */
     }
+}
+
+/* Moves jobs from the local queue into free slots. */
+static void run_local_queue(sv__supervisor *sv)
+{
+    while (sv->lq_len > 0 && sv->phase == SV__PHASE_RUNNING) {
+        sv_job *job = free_slot(sv);
+        if (job == NULL)
+            break;
+        sv__claimed *c = &sv->localq[sv->lq_head];
+        sv->lq_head = (sv->lq_head + 1) % sv->lq_cap;
+        sv->lq_len--;
+        start_job(sv, job, c);
+    }
+}
+
+static void local_push(sv__supervisor *sv, const sv__claimed *c)
+{
+    if (sv->lq_len == sv->lq_cap) {
+        size_t cap = sv->lq_cap ? sv->lq_cap * 2 : 64;
+        sv__claimed *q = sv__xcalloc(cap, sizeof *q);
+        for (size_t i = 0; i < sv->lq_len; i++)
+            q[i] = sv->localq[(sv->lq_head + i) % sv->lq_cap];
+        free(sv->localq);
+        sv->localq = q;
+        sv->lq_cap = cap;
+        sv->lq_head = 0;
+    }
+    sv->localq[(sv->lq_head + sv->lq_len) % sv->lq_cap] = *c;
+    sv->lq_len++;
+}
+
+/* Queues one claimed row: id, type, queue, payload, attempts, max_attempts, timeout_ms. */
+static void queue_row(sv__supervisor *sv, const PGresult *res, int row)
+{
+    sv__claimed c = {0};
+    c.id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    c.attempt = (uint32_t)strtoul(PQgetvalue(res, row, 4), NULL, 10);
+    int ti = type_by_name(sv, PQgetvalue(res, row, 1));
+    if (ti < 0) {
+        /* Cannot happen: we claim only our own types. */
+        sv__log_error("claimed job %" PRId64 " of unknown type %s; handing it back", c.id,
+                      PQgetvalue(res, row, 1));
+        sv__outcome o = {.id = c.id, .attempt = c.attempt, .kind = SV__OUTCOME_HANDBACK};
+        sv__outcome_add(sv, &o);
+        return;
+    }
+    c.type_index = (uint32_t)ti;
+    c.type = sv->types[ti];
+    c.queue = sv__xstrdup(PQgetvalue(res, row, 2));
+    c.max_attempts = (uint32_t)strtoul(PQgetvalue(res, row, 5), NULL, 10);
+    c.timeout_ms = (uint32_t)strtoul(PQgetvalue(res, row, 6), NULL, 10);
+    json_error_t err;
+    c.payload = json_loadb(PQgetvalue(res, row, 3), (size_t)PQgetlength(res, row, 3),
+                           JSON_DECODE_ANY, &err);
+    if (c.payload == NULL)
+        c.decode_error = sv__xstrdup(err.text);
+    sv->type_held[ti]++;
+    sv->counters.claimed++;
+    local_push(sv, &c);
 }
 
 /* ---- Claiming ---- */
@@ -253,22 +328,38 @@ static void on_claimed(sv__pg *pg, const PGresult *res, void *data)
     }
     int n = PQntuples(res);
     for (int i = 0; i < n; i++)
-        start_job(sv, res, i);
+        queue_row(sv, res, i);
     if ((uint32_t)n >= req->limit)
         sv->queue_has_more = true;
     else if (sv->opts.one_shot && req->complete)
         sv->one_shot_drained = true;
     free(req);
+    if (sv->phase == SV__PHASE_RUNNING)
+        run_local_queue(sv);
+    else
+        sv__dispatch_release_local(sv); /* shutdown began while the claim was in flight */
     sv__supervisor_progress(sv);
 }
 
 void sv__dispatch_maybe_claim(sv__supervisor *sv)
 {
+    run_local_queue(sv);
     if (sv->phase != SV__PHASE_RUNNING || sv->claim_inflight || !sv->queue_has_more ||
         sv->reconcile_needed || !sv__pg_is_up(sv->pg))
         return;
+    if (sv->pending.len + sv->inflight.len > MAX_PENDING_OUTCOMES)
+        return;
+    /*
+     * Claim for the free slots plus the prefetch target, refilling once the local queue is
+     * down to half the target, so fast jobs are claimed in large batches before they run
+     * out. Slow jobs keep the target at zero: claims then cover the free slots only.
+     */
     uint32_t nfree = sv->nslots - sv->busy;
-    if (nfree == 0 || sv->pending.len + sv->inflight.len > MAX_PENDING_OUTCOMES)
+    uint32_t want = nfree + sv->prefetch_target;
+    if (sv->lq_len >= want || (sv->lq_len > 0 && sv->lq_len * 2 > sv->prefetch_target))
+        return;
+    nfree = want - (uint32_t)sv->lq_len;
+    if (nfree == 0)
         return;
     /*
      * Types at their concurrency limit sit this claim out; a type with room for fewer jobs
@@ -284,7 +375,7 @@ void sv__dispatch_maybe_claim(sv__supervisor *sv)
         const sv__jobtype *t = sv->types[i];
         if (t->concurrency > 0) {
             uint32_t room =
-                t->concurrency > sv->type_running[i] ? t->concurrency - sv->type_running[i] : 0;
+                t->concurrency > sv->type_held[i] ? t->concurrency - sv->type_held[i] : 0;
             if (room == 0) {
                 complete = false;
                 continue;
@@ -325,6 +416,7 @@ void sv__dispatch_maybe_claim(sv__supervisor *sv)
 
 void sv__dispatch_init(sv__supervisor *sv)
 {
+    sv->rate_window_start = uv_now(sv->loop);
     sv->slots = sv__xcalloc(sv->nslots, sizeof *sv->slots);
     for (uint32_t i = 0; i < sv->nslots; i++) {
         sv__job_slot_init(&sv->slots[i], sv->loop);
@@ -357,6 +449,23 @@ void sv__dispatch_held_ids(sv__supervisor *sv, json_t *ids)
     for (uint32_t i = 0; i < sv->nslots; i++)
         if (sv->slots[i].phase != SV__JOB_FREE)
             json_array_append_new(ids, json_integer(sv->slots[i].id));
+    for (size_t i = 0; i < sv->lq_len; i++)
+        json_array_append_new(ids, json_integer(sv->localq[(sv->lq_head + i) % sv->lq_cap].id));
+}
+
+void sv__dispatch_release_local(sv__supervisor *sv)
+{
+    if (sv->lq_len > 0)
+        sv__log_info("handing back %zu claimed job(s) that had not started", sv->lq_len);
+    while (sv->lq_len > 0) {
+        sv__claimed *c = &sv->localq[sv->lq_head];
+        sv->lq_head = (sv->lq_head + 1) % sv->lq_cap;
+        sv->lq_len--;
+        sv->type_held[c->type_index]--;
+        sv__outcome o = {.id = c->id, .attempt = c->attempt, .kind = SV__OUTCOME_HANDBACK};
+        sv__outcome_add(sv, &o);
+        claimed_clear(c);
+    }
 }
 
 void sv__dispatch_progress(sv__supervisor *sv, json_t *out)

@@ -111,8 +111,9 @@ static json_t *outcome_json(const sv__outcome *o)
 
 void sv__outcome_flush(sv__supervisor *sv)
 {
+    /* No need to wait for a reconcile: it spares every job with an outcome in memory. */
     if (sv->inflight.len > 0 || sv->pending.len == 0 || sv->worker_id == 0 ||
-        sv->reconcile_needed || !sv__pg_is_up(sv->pg))
+        !sv__pg_is_up(sv->pgw))
         return;
     /* Normally the whole pending list goes in flight; after a refused batch, one by one. */
     size_t n = sv->solo_remaining > 0 ? 1 : sv->pending.len;
@@ -145,7 +146,7 @@ void sv__outcome_flush(sv__supervisor *sv)
     char owner[24];
     snprintf(owner, sizeof owner, "%" PRId64, sv->worker_id);
     const char *params[] = {owner, text};
-    if (sv__pg_send(sv->pg, true, "sv_outcomes", 2, params, on_written, sv) < 0)
+    if (sv__pg_send(sv->pgw, true, "sv_outcomes", 2, params, on_written, sv) < 0)
         requeue_inflight(sv);
     free(text);
 }

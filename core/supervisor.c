@@ -33,6 +33,7 @@ void sv__run_opts_init(sv__run_opts *o)
     o->dead_after_ms = 30000;
     o->rescue_interval_ms = 10000;
     o->stuck_after_ms = 5000;
+    o->prefetch_max = 512;
 }
 
 static void begin_drain(sv__supervisor *sv, const char *why);
@@ -339,6 +340,12 @@ static void on_pg_down(sv__pg *pg, const char *reason, void *data)
                      sv->busy);
 }
 
+static void on_pgw_up(sv__pg *pg, void *data)
+{
+    (void)pg;
+    sv__outcome_flush(data);
+}
+
 static void on_pg_notify(sv__pg *pg, const char *channel, const char *payload, void *data)
 {
     (void)pg;
@@ -402,6 +409,7 @@ static void begin_drain(sv__supervisor *sv, const char *why)
     uv_timer_stop(&sv->poll_timer);
     uv_timer_stop(&sv->wake_timer);
     sv__notify_stopping();
+    sv__dispatch_release_local(sv);
     if (sv->busy > 0)
         sv__log_info("%s: no new claims; waiting up to %" PRIu64 " ms for %" PRIu32
                      " running job(s)",
@@ -421,6 +429,8 @@ static void finish_close(sv__supervisor *sv)
 {
     sv__pg_close(sv->pg);
     sv->pg = NULL;
+    sv__pg_close(sv->pgw);
+    sv->pgw = NULL;
     uv_handle_t *handles[] = {
         (uv_handle_t *)&sv->poll_timer,      (uv_handle_t *)&sv->wake_timer,
         (uv_handle_t *)&sv->heartbeat_timer, (uv_handle_t *)&sv->rescue_timer,
@@ -485,6 +495,7 @@ static void setup_statements(sv__supervisor *sv)
     for (size_t i = 0; i < SV__ARRAY_SIZE(stmts); i++)
         sv__pg_add_prepared(sv->pg, stmts[i].name, stmts[i].sql);
     sv__pg_add_listen(sv->pg, "sv_jobs");
+    sv__pg_add_prepared(sv->pgw, "sv_outcomes", SV__SQL_OUTCOMES);
 }
 
 int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_host *plugins)
@@ -500,7 +511,7 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
 
     sv->ntypes = sv__plugin_host_type_count(plugins);
     sv->types = sv__xcalloc(sv->ntypes, sizeof *sv->types);
-    sv->type_running = sv__xcalloc(sv->ntypes, sizeof *sv->type_running);
+    sv->type_held = sv__xcalloc(sv->ntypes, sizeof *sv->type_held);
     for (size_t i = 0; i < sv->ntypes; i++)
         sv->types[i] = sv__plugin_host_type_at(plugins, i);
     if (sv->ntypes == 0)
@@ -515,7 +526,11 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
         .down = on_pg_down,
         .notify = on_pg_notify,
     };
+    static const sv__pg_callbacks pgwcb = {
+        .up = on_pgw_up,
+    };
     sv->pg = sv__pg_new(loop, opts->dsn, "queue", &pgcb, sv);
+    sv->pgw = sv__pg_new(loop, opts->dsn, "outcomes", &pgwcb, sv);
     setup_statements(sv);
 
     uv_timer_t *timers[] = {&sv->poll_timer, &sv->wake_timer, &sv->heartbeat_timer,
@@ -531,6 +546,7 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
     uv_signal_start(&sv->sigint, on_signal, SIGINT);
 
     sv__pg_start(sv->pg);
+    sv__pg_start(sv->pgw);
     uv_run(loop, UV_RUN_DEFAULT);
 
     int status = sv->exit_status;
@@ -545,7 +561,8 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
     sv__outcome_free_all(sv);
     free(sv->slots);
     free(sv->types);
-    free(sv->type_running);
+    free(sv->type_held);
+    free(sv->localq);
     free(sv->cutoff);
     free(sv);
     return status;

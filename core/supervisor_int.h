@@ -48,6 +48,19 @@ typedef struct sv__outcome_list {
     size_t len, cap;
 } sv__outcome_list;
 
+/* A claimed job waiting in the local queue for a free slot. */
+typedef struct sv__claimed {
+    int64_t id;
+    const sv__jobtype *type;
+    uint32_t type_index;
+    uint32_t attempt;
+    uint32_t max_attempts;
+    uint32_t timeout_ms;
+    char *queue;
+    json_t *payload; /* NULL when it could not be decoded (error set) */
+    char *decode_error;
+} sv__claimed;
+
 typedef struct sv__counters {
     uint64_t claimed, succeeded, retried, dead, timed_out, handed_back, rescued;
 } sv__counters;
@@ -59,7 +72,8 @@ typedef struct sv__supervisor {
     sv__phase phase;
     int exit_status;
 
-    sv__pg *pg;
+    sv__pg *pg;        /* claims, LISTEN, heartbeats, rescue */
+    sv__pg *pgw;       /* outcome writes, so that claims never wait behind them */
     int64_t worker_id; /* sv_workers.id; 0 until registered */
     char *cutoff;      /* one-shot: the database time at start; claims take run_at <= it */
     char hostname[256];
@@ -67,7 +81,7 @@ typedef struct sv__supervisor {
     /* Claim parameters, built once from the registry. */
     size_t ntypes;
     const sv__jobtype **types;
-    uint32_t *type_running; /* per type index: handlers running now */
+    uint32_t *type_held; /* per type index: jobs running or waiting in the local queue */
     bool any_limited;
 
     /* Job slots: one per worker; a slot stays busy while its handler runs. */
@@ -75,6 +89,17 @@ typedef struct sv__supervisor {
     uint32_t nslots;
     uint32_t busy;       /* slots whose handler has not returned */
     uint32_t stuck;      /* of those, handlers that ignored cancellation too long */
+    /*
+     * The local queue: jobs claimed ahead of free slots, so that a fast stream of jobs is
+     * claimed in large batches. Its target size follows the completion rate (about
+     * PREFETCH_HORIZON_MS of work), so slow jobs are never hoarded.
+     */
+    sv__claimed *localq;
+    size_t lq_head, lq_len, lq_cap;
+    uint32_t prefetch_target;
+    uint64_t rate_window_start;
+    uint64_t rate_window_done;
+    double rate; /* completions per second, smoothed */
     bool claim_inflight; /* one claim at a time */
     bool queue_has_more; /* a notify, a poll or a full claim says there may be more */
     bool one_shot_drained;
@@ -108,6 +133,8 @@ void sv__dispatch_hand_back_all(sv__supervisor *sv);
 void sv__dispatch_held_ids(sv__supervisor *sv, json_t *ids);
 void sv__dispatch_progress(sv__supervisor *sv, json_t *out);
 void sv__dispatch_close(sv__supervisor *sv);
+/* Shutdown: jobs still waiting in the local queue go back at once. */
+void sv__dispatch_release_local(sv__supervisor *sv);
 
 /* outcome.c */
 void sv__outcome_add(sv__supervisor *sv, sv__outcome *o); /* takes over o's members */
