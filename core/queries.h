@@ -134,6 +134,17 @@
     "   AND NOT id IN (SELECT value::bigint FROM jsonb_array_elements_text($2::jsonb))"            \
     " RETURNING id"
 
+/*
+ * $1 the job types this process handles: ready jobs of other types, counted per type. The
+ * inner LIMIT bounds the cost however deep the queue is.
+ */
+#define SV__SQL_UNHANDLED                                                                          \
+    "SELECT type, count(*) FROM ("                                                                 \
+    "  SELECT type FROM sv_jobs"                                                                   \
+    "   WHERE state = 'queued' AND run_at <= now() AND NOT (type = ANY($1::text[]))"               \
+    "   LIMIT 10000) t"                                                                            \
+    " GROUP BY type ORDER BY type"
+
 /* $1 own id. */
 #define SV__SQL_STOPPED                                                                            \
     "UPDATE sv_workers SET stopped_at = now(), heartbeat_at = now() WHERE id = $1::bigint"

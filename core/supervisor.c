@@ -22,6 +22,9 @@
  * cancellation get this long before the process exits without them. */
 #define HANDBACK_EXIT_GRACE_MS 1000
 
+/* How often to look for ready jobs that no plugin of this process handles. */
+#define UNHANDLED_REPORT_MS 60000
+
 void sv__run_opts_init(sv__run_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -65,7 +68,7 @@ void sv__supervisor_progress(sv__supervisor *sv)
     switch (sv->phase) {
     case SV__PHASE_RUNNING:
         if (sv->opts.one_shot && sv->one_shot_drained && !sv->claim_inflight && sv->busy == 0 &&
-            sv__outcome_idle(sv)) {
+            sv->lq_len == 0 && sv__outcome_idle(sv)) {
             sv->exit_status = sv->one_shot_failed ? 1 : 0;
             begin_drain(sv, sv->one_shot_failed ? "one-shot run done, some jobs failed"
                                                 : "one-shot run done");
@@ -74,7 +77,8 @@ void sv__supervisor_progress(sv__supervisor *sv)
         sv__dispatch_maybe_claim(sv);
         break;
     case SV__PHASE_DRAINING:
-        if (sv->busy == 0 && sv__outcome_idle(sv))
+        /* A claim still in flight brings jobs to hand back: wait for its answer. */
+        if (sv->busy == 0 && !sv->claim_inflight && sv__outcome_idle(sv))
             begin_close(sv);
         break;
     default:
@@ -180,6 +184,39 @@ static void on_rescue_timer(uv_timer_t *t)
     run_rescue(t->data);
 }
 
+/* Ready jobs that no plugin here handles stay queued for another supervisor; say so. */
+static void on_unhandled(sv__pg *pg, const PGresult *res, void *data)
+{
+    (void)pg;
+    sv__supervisor *sv = data;
+    if (!result_ok(res, "counting unhandled jobs"))
+        return;
+    sv__buf b = {0};
+    for (int i = 0; i < PQntuples(res); i++)
+        sv__buf_printf(&b, "%s%s (%s)", i ? ", " : "", PQgetvalue(res, i, 0),
+                       PQgetvalue(res, i, 1));
+    const char *now = b.data != NULL ? b.data : "";
+    const char *before = sv->unhandled_report != NULL ? sv->unhandled_report : "";
+    if (strcmp(now, before) != 0) {
+        if (*now)
+            sv__log_warning("ready jobs of types no plugin here handles stay queued: %s", now);
+        else
+            sv__log_info("no more ready jobs of unhandled types");
+        free(sv->unhandled_report);
+        sv->unhandled_report = sv__xstrdup(now);
+    }
+    sv__buf_free(&b);
+}
+
+static void on_unhandled_timer(uv_timer_t *t)
+{
+    sv__supervisor *sv = t->data;
+    if (!sv__pg_is_up(sv->pg) || sv->worker_id == 0)
+        return;
+    const char *params[] = {sv->types_param};
+    sv__pg_send(sv->pg, true, "sv_unhandled", 1, params, on_unhandled, sv);
+}
+
 /* ---- Start-up: schema check, registration, predecessors ---- */
 
 static void on_retired(sv__pg *pg, const PGresult *res, void *data)
@@ -243,6 +280,7 @@ static void on_registered(sv__pg *pg, const PGresult *res, void *data)
                    sv->opts.heartbeat_ms);
     uv_timer_start(&sv->rescue_timer, on_rescue_timer, sv->opts.rescue_interval_ms,
                    sv->opts.rescue_interval_ms);
+    uv_timer_start(&sv->unhandled_timer, on_unhandled_timer, 0, UNHANDLED_REPORT_MS);
 
     char id[24];
     const char *params[] = {sv->hostname, id_text(sv->worker_id, id)};
@@ -272,17 +310,11 @@ static void on_schema_checked(sv__pg *pg, const PGresult *res, void *data)
         begin_close(sv);
         return;
     }
-    sv__buf types = {0};
-    sv__buf_puts(&types, "{");
-    for (size_t i = 0; i < sv->ntypes; i++)
-        sv__buf_printf(&types, "%s%s", i ? "," : "", sv->types[i]->name);
-    sv__buf_puts(&types, "}");
     char pid[16], workers[16];
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     snprintf(workers, sizeof workers, "%" PRIu32, sv->nslots);
-    const char *params[] = {sv->hostname, pid, SV_VERSION, workers, types.data};
+    const char *params[] = {sv->hostname, pid, SV_VERSION, workers, sv->types_param};
     sv__pg_send(pg, true, "sv_register", 5, params, on_registered, sv);
-    sv__buf_free(&types);
 }
 
 /* ---- Connection events ---- */
@@ -371,16 +403,19 @@ static void fast_exit(sv__supervisor *sv, int status)
 static void on_exit_grace(uv_timer_t *t)
 {
     sv__supervisor *sv = t->data;
-    if (sv->busy == 0)
+    if (sv->phase != SV__PHASE_DRAINING)
         return;
     if (!sv__outcome_idle(sv))
         sv__log_error("exiting with %zu outcome(s) not written (database unreachable); those "
                       "jobs will be rescued",
                       sv->pending.len + sv->inflight.len);
-    sv__log_warning("exiting with %" PRIu32 " handler(s) still running that ignored "
-                    "cancellation; their jobs were handed back",
-                    sv->busy);
-    fast_exit(sv, sv->exit_status);
+    if (sv->busy > 0) {
+        sv__log_warning("exiting with %" PRIu32 " handler(s) still running that ignored "
+                        "cancellation; their jobs were handed back",
+                        sv->busy);
+        fast_exit(sv, sv->exit_status);
+    }
+    begin_close(sv);
 }
 
 static void on_shutdown_timer(uv_timer_t *t)
@@ -408,6 +443,7 @@ static void begin_drain(sv__supervisor *sv, const char *why)
     sv->drain_started_ms = uv_now(sv->loop);
     uv_timer_stop(&sv->poll_timer);
     uv_timer_stop(&sv->wake_timer);
+    uv_timer_stop(&sv->unhandled_timer);
     sv__notify_stopping();
     sv__dispatch_release_local(sv);
     if (sv->busy > 0)
@@ -434,8 +470,8 @@ static void finish_close(sv__supervisor *sv)
     uv_handle_t *handles[] = {
         (uv_handle_t *)&sv->poll_timer,      (uv_handle_t *)&sv->wake_timer,
         (uv_handle_t *)&sv->heartbeat_timer, (uv_handle_t *)&sv->rescue_timer,
-        (uv_handle_t *)&sv->shutdown_timer,  (uv_handle_t *)&sv->sigterm,
-        (uv_handle_t *)&sv->sigint,
+        (uv_handle_t *)&sv->unhandled_timer, (uv_handle_t *)&sv->shutdown_timer,
+        (uv_handle_t *)&sv->sigterm,         (uv_handle_t *)&sv->sigint,
     };
     for (size_t i = 0; i < SV__ARRAY_SIZE(handles); i++)
         if (!uv_is_closing(handles[i]))
@@ -490,7 +526,7 @@ static void setup_statements(sv__supervisor *sv)
         {"sv_outcomes", SV__SQL_OUTCOMES}, {"sv_heartbeat", SV__SQL_HEARTBEAT},
         {"sv_rescue", SV__SQL_RESCUE},     {"sv_predecessors", SV__SQL_PREDECESSORS},
         {"sv_retire", SV__SQL_RETIRE},     {"sv_reconcile", SV__SQL_RECONCILE},
-        {"sv_stopped", SV__SQL_STOPPED},
+        {"sv_stopped", SV__SQL_STOPPED},   {"sv_unhandled", SV__SQL_UNHANDLED},
     };
     for (size_t i = 0; i < SV__ARRAY_SIZE(stmts); i++)
         sv__pg_add_prepared(sv->pg, stmts[i].name, stmts[i].sql);
@@ -514,6 +550,12 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
     sv->type_held = sv__xcalloc(sv->ntypes, sizeof *sv->type_held);
     for (size_t i = 0; i < sv->ntypes; i++)
         sv->types[i] = sv__plugin_host_type_at(plugins, i);
+    sv__buf types = {0};
+    sv__buf_puts(&types, "{");
+    for (size_t i = 0; i < sv->ntypes; i++)
+        sv__buf_printf(&types, "%s%s", i ? "," : "", sv->types[i]->name);
+    sv__buf_puts(&types, "}");
+    sv->types_param = types.data;
     if (sv->ntypes == 0)
         sv__log_warning("no job types are registered (is the plugin directory right?); "
                         "no job will run");
@@ -533,8 +575,8 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
     sv->pgw = sv__pg_new(loop, opts->dsn, "outcomes", &pgwcb, sv);
     setup_statements(sv);
 
-    uv_timer_t *timers[] = {&sv->poll_timer, &sv->wake_timer, &sv->heartbeat_timer,
-                            &sv->rescue_timer, &sv->shutdown_timer};
+    uv_timer_t *timers[] = {&sv->poll_timer,   &sv->wake_timer,     &sv->heartbeat_timer,
+                            &sv->rescue_timer, &sv->shutdown_timer, &sv->unhandled_timer};
     for (size_t i = 0; i < SV__ARRAY_SIZE(timers); i++) {
         uv_timer_init(loop, timers[i]);
         timers[i]->data = sv;
@@ -564,6 +606,8 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
     free(sv->type_held);
     free(sv->localq);
     free(sv->cutoff);
+    free(sv->types_param);
+    free(sv->unhandled_report);
     free(sv);
     return status;
 }

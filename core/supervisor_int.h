@@ -87,8 +87,8 @@ typedef struct sv__supervisor {
     /* Job slots: one per worker; a slot stays busy while its handler runs. */
     sv_job *slots;
     uint32_t nslots;
-    uint32_t busy;       /* slots whose handler has not returned */
-    uint32_t stuck;      /* of those, handlers that ignored cancellation too long */
+    uint32_t busy;  /* slots whose handler has not returned */
+    uint32_t stuck; /* of those, handlers that ignored cancellation too long */
     /*
      * The local queue: jobs claimed ahead of free slots, so that a fast stream of jobs is
      * claimed in large batches. Its target size follows the completion rate (about
@@ -99,7 +99,7 @@ typedef struct sv__supervisor {
     uint32_t prefetch_target;
     uint64_t rate_window_start;
     uint64_t rate_window_done;
-    double rate; /* completions per second, smoothed */
+    double rate;         /* completions per second, smoothed */
     bool claim_inflight; /* one claim at a time */
     bool queue_has_more; /* a notify, a poll or a full claim says there may be more */
     bool one_shot_drained;
@@ -118,6 +118,9 @@ typedef struct sv__supervisor {
     uint64_t wake_due;     /* uv_now() at which wake_timer fires; 0 when idle */
     uv_timer_t heartbeat_timer;
     uv_timer_t rescue_timer;
+    uv_timer_t unhandled_timer; /* reports ready jobs of types no plugin here handles */
+    char *types_param;          /* "{a,b}": the job types this process handles */
+    char *unhandled_report;     /* the last report, to log only changes */
     uv_timer_t shutdown_timer;
     uv_signal_t sigterm, sigint;
     int signals_seen;
