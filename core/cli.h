@@ -19,6 +19,7 @@
 
 /* Options every subcommand accepts. */
 typedef struct sv__common_opts {
+    const char *command;     /* for error messages: "run", "enqueue", ... */
     const char *dsn;         /* libpq connection string; NULL: libpq's environment */
     const char *plugins_dir; /* default SV_PLUGINDIR */
     bool strict_plugins;     /* refuse to start when any plugin is refused */
@@ -54,7 +55,7 @@ enum {
     "  --log-format FMT      text (default) or json\n"                                             \
     "  --log-level LEVEL     error, warning, info (default) or debug\n"
 
-void sv__common_opts_init(sv__common_opts *o);
+void sv__common_opts_init(sv__common_opts *o, const char *command);
 
 /*
  * Handles one of the common options (getopt_long returned c). Returns 1 when c was one of

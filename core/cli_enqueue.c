@@ -46,7 +46,7 @@ int sv__cmd_enqueue(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     sv__common_opts common;
-    sv__common_opts_init(&common);
+    sv__common_opts_init(&common, "enqueue");
     const char *queue = "default", *run_at = NULL, *unique_key = NULL;
     int64_t priority = 0, delay_ms = -1, max_attempts = 0, timeout_ms = 0;
     int c;

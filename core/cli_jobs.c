@@ -104,7 +104,7 @@ int sv__cmd_jobs(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     sv__common_opts common;
-    sv__common_opts_init(&common);
+    sv__common_opts_init(&common, "jobs");
     const char *state = NULL, *type = NULL, *limit = "50";
     int64_t n;
     int c;

@@ -22,7 +22,7 @@ int sv__cmd_migrate(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     sv__common_opts common;
-    sv__common_opts_init(&common);
+    sv__common_opts_init(&common, "migrate");
     bool status_only = false;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {

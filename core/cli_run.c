@@ -72,7 +72,7 @@ int sv__cmd_run(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     sv__common_opts common;
-    sv__common_opts_init(&common);
+    sv__common_opts_init(&common, "run");
     sv__run_opts opts;
     sv__run_opts_init(&opts);
     int c;

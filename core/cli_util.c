@@ -6,9 +6,10 @@
 #include "cli.h"
 #include "config.h"
 
-void sv__common_opts_init(sv__common_opts *o)
+void sv__common_opts_init(sv__common_opts *o, const char *command)
 {
     memset(o, 0, sizeof *o);
+    o->command = command;
     opterr = 0;
     o->plugins_dir = SV_PLUGINDIR;
     o->log_format = SV__LOG_FORMAT_TEXT;
@@ -51,13 +52,13 @@ int sv__common_opt(sv__common_opts *o, int c, const char *arg)
         else if (strcmp(arg, "json") == 0)
             o->log_format = SV__LOG_FORMAT_JSON;
         else
-            return -sv__usage_error("", "--log-format must be text or json, not '%s'", arg);
+            return -sv__usage_error(o->command, "--log-format must be text or json, not '%s'", arg);
         return 1;
     case SV__OPT_LOG_LEVEL: {
         int level = sv__log_level_parse(arg);
         if (level < 0)
             return -sv__usage_error(
-                "", "--log-level must be error, warning, info or debug, not '%s'", arg);
+                o->command, "--log-level must be error, warning, info or debug, not '%s'", arg);
         o->log_level = level;
         return 1;
     }
@@ -80,7 +81,9 @@ sv__plugin_host *sv__cli_load_plugins(const sv__common_opts *o)
         if (r == -EPERM && o->strict_plugins)
             sv__log_error("--strict-plugins: refusing to start because a plugin was refused");
         else
-            sv__log_error("cannot load plugins from %s: %s", o->plugins_dir, strerror(-r));
+            sv__log_error("cannot load plugins from %s: %s", o->plugins_dir,
+                          sv__plugin_host_dir_error(host) != NULL ? sv__plugin_host_dir_error(host)
+                                                                  : strerror(-r));
         sv__plugin_host_free(host);
         return NULL;
     }

@@ -29,16 +29,36 @@ static bool exec_ok(PGconn *conn, const char *sql, const char *what)
     return ok;
 }
 
+/* Runs a one-value query; returns its text (PQclear with *res) or NULL after logging. */
+static const char *query_value(PGconn *conn, const char *sql, PGresult **res)
+{
+    *res = PQexec(conn, sql);
+    if (PQresultStatus(*res) != PGRES_TUPLES_OK || PQntuples(*res) != 1) {
+        const char *msg = PQresultErrorMessage(*res);
+        sv__log_error("cannot read the schema version: %.*s", (int)strcspn(msg, "\n"), msg);
+        PQclear(*res);
+        *res = NULL;
+        return NULL;
+    }
+    return PQgetvalue(*res, 0, 0);
+}
+
 int sv__schema_version_read(PGconn *conn, int *ret)
 {
-    PGresult *res = PQexec(conn, SV__SCHEMA_VERSION_QUERY);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-        const char *msg = PQresultErrorMessage(res);
-        sv__log_error("cannot read the schema version: %.*s", (int)strcspn(msg, "\n"), msg);
-        PQclear(res);
+    PGresult *res;
+    const char *exists = query_value(conn, SV__SCHEMA_EXISTS_QUERY, &res);
+    if (exists == NULL)
         return -EIO;
+    bool present = strcmp(exists, "t") == 0;
+    PQclear(res);
+    if (!present) {
+        *ret = 0;
+        return 0;
     }
-    *ret = atoi(PQgetvalue(res, 0, 0));
+    const char *version = query_value(conn, SV__SCHEMA_VERSION_QUERY, &res);
+    if (version == NULL)
+        return -EIO;
+    *ret = atoi(version);
     PQclear(res);
     return 0;
 }

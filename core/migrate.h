@@ -33,9 +33,12 @@ int sv__migrate(PGconn *conn);
  */
 int sv__schema_version_read(PGconn *conn, int *ret);
 
-/* The query the daemon uses to check the version without blocking; returns one int. */
-#define SV__SCHEMA_VERSION_QUERY                                                                   \
-    "SELECT CASE WHEN to_regclass('sv_migrations') IS NULL THEN 0"                                 \
-    " ELSE (SELECT coalesce(max(version), 0) FROM sv_migrations) END"
+/*
+ * The daemon reads the version without blocking, in two steps, because a statement naming a
+ * table that does not exist fails as a whole: first whether sv_migrations exists, then
+ * its highest version.
+ */
+#define SV__SCHEMA_EXISTS_QUERY "SELECT to_regclass('sv_migrations') IS NOT NULL"
+#define SV__SCHEMA_VERSION_QUERY "SELECT coalesce(max(version), 0) FROM sv_migrations"
 
 #endif

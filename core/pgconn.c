@@ -422,6 +422,18 @@ void sv__pg_add_prepared(sv__pg *pg, const char *stmt_name, const char *sql)
     pg->prep_names[pg->nprep] = sv__xstrdup(stmt_name);
     pg->prep_sql[pg->nprep] = sv__xstrdup(sql);
     pg->nprep++;
+    /* Already connected: prepare it now too; later connects prepare every one. */
+    if (pg->state == PG_UP && pg->pending_loss == NULL) {
+        if (!PQsendPrepare(pg->conn, stmt_name, sql, 0, NULL) || !PQpipelineSync(pg->conn)) {
+            defer_loss(pg, PQerrorMessage(pg->conn));
+            return;
+        }
+        queue_cmd(pg, NULL, pg->prep_names[pg->nprep - 1]);
+        if (PQflush(pg->conn) < 0)
+            defer_loss(pg, PQerrorMessage(pg->conn));
+        else if (!watch(pg, UV_READABLE | UV_WRITABLE))
+            defer_loss(pg, "cannot watch the connection's socket");
+    }
 }
 
 void sv__pg_add_listen(sv__pg *pg, const char *channel)

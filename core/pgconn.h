@@ -40,7 +40,10 @@ typedef struct sv__pg_callbacks {
 sv__pg *sv__pg_new(uv_loop_t *loop, const char *conninfo, const char *name,
                    const sv__pg_callbacks *cb, void *data);
 
-/* Statements prepared again on every (re)connect, before any other command. Copied. */
+/*
+ * A statement prepared on every (re)connect, before any other command, and at once when
+ * the connection is up. Copied.
+ */
 void sv__pg_add_prepared(sv__pg *pg, const char *stmt_name, const char *sql);
 /* A channel LISTENed on every (re)connect. Copied. */
 void sv__pg_add_listen(sv__pg *pg, const char *channel);

@@ -48,10 +48,19 @@ sv__plugin_host *sv__plugin_host_new(const sv__plugin_host_opts *opts);
 /*
  * Loads every regular file named *.so in dir, in name order. Each refusal is logged as one
  * warning line naming the file and the reason, and the others load. Returns 0; -errno when
- * the directory cannot be read or is insecure; -EPERM when opts.strict and a file was
- * refused (every plugin is unloaded again in that case).
+ * the directory cannot be read (not logged: the caller does), -EACCES when it is insecure
+ * (logged, as a refusal of the directory); -EPERM when opts.strict and a file was refused
+ * (every plugin is unloaded again in that case, and the records of the files that had
+ * loaded say so).
  */
 int sv__plugin_host_load_dir(sv__plugin_host *host, const char *dir);
+
+/*
+ * Why the last load_dir failed on the directory itself ("No such file or directory",
+ * "directory is writable by group (mode 0775)"), or NULL when it did not. Valid until the
+ * next load_dir or free.
+ */
+const char *sv__plugin_host_dir_error(const sv__plugin_host *host);
 
 /* Job types, in registration order. */
 size_t sv__plugin_host_type_count(const sv__plugin_host *host);
@@ -62,11 +71,12 @@ const sv__jobtype *sv__plugin_host_find_type(const sv__plugin_host *host, const 
 typedef struct sv__plugin_record {
     const char *path;
     sv__plugin_state state;
-    const char *reason;      /* refused: why; NULL when loaded */
-    const char *name;        /* from the magic, when it could be read */
-    const char *version;     /* from the magic, when it could be read */
-    const char *description; /* from the magic, when it could be read */
-    uint16_t abi_major, abi_minor;
+    const char *reason;            /* refused: why; NULL when loaded */
+    const char *name;              /* from the magic, when it could be read */
+    const char *version;           /* from the magic, when it could be read */
+    const char *description;       /* from the magic, when it could be read */
+    uint16_t abi_major, abi_minor; /* from the magic, when it could be read; else 0 */
+    const sv_plugin *plugin;       /* loaded: the plugin (match sv__jobtype.plugin); else NULL */
 } sv__plugin_record;
 
 size_t sv__plugin_host_record_count(const sv__plugin_host *host);

@@ -290,12 +290,11 @@ static void on_registered(sv__pg *pg, const PGresult *res, void *data)
     sv__supervisor_progress(sv);
 }
 
-static void on_schema_checked(sv__pg *pg, const PGresult *res, void *data)
+static void setup_statements(sv__supervisor *sv);
+
+static void check_schema_version(sv__supervisor *sv, int version)
 {
-    sv__supervisor *sv = data;
-    if (!result_ok(res, "checking the schema version") || PQntuples(res) != 1)
-        return;
-    int version = atoi(PQgetvalue(res, 0, 0));
+    sv__pg *pg = sv->pg;
     int latest = sv__schema_version_latest();
     if (version != latest) {
         if (version < latest)
@@ -310,11 +309,30 @@ static void on_schema_checked(sv__pg *pg, const PGresult *res, void *data)
         begin_close(sv);
         return;
     }
+    /* Prepared only now: on a database without the schema they would only fail. */
+    setup_statements(sv);
     char pid[16], workers[16];
     snprintf(pid, sizeof pid, "%d", (int)getpid());
     snprintf(workers, sizeof workers, "%" PRIu32, sv->nslots);
     const char *params[] = {sv->hostname, pid, SV_VERSION, workers, sv->types_param};
     sv__pg_send(pg, true, "sv_register", 5, params, on_registered, sv);
+}
+
+static void on_schema_version(sv__pg *pg, const PGresult *res, void *data)
+{
+    (void)pg;
+    if (result_ok(res, "checking the schema version") && PQntuples(res) == 1)
+        check_schema_version(data, atoi(PQgetvalue(res, 0, 0)));
+}
+
+static void on_schema_exists(sv__pg *pg, const PGresult *res, void *data)
+{
+    if (!result_ok(res, "checking the schema version") || PQntuples(res) != 1)
+        return;
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+        check_schema_version(data, 0);
+    else
+        sv__pg_send(pg, false, SV__SCHEMA_VERSION_QUERY, 0, NULL, on_schema_version, data);
 }
 
 /* ---- Connection events ---- */
@@ -338,7 +356,7 @@ static void on_pg_up(sv__pg *pg, void *data)
 {
     sv__supervisor *sv = data;
     if (sv->worker_id == 0) {
-        sv__pg_send(pg, false, SV__SCHEMA_VERSION_QUERY, 0, NULL, on_schema_checked, sv);
+        sv__pg_send(pg, false, SV__SCHEMA_EXISTS_QUERY, 0, NULL, on_schema_exists, sv);
         return;
     }
     /*
@@ -528,9 +546,11 @@ static void setup_statements(sv__supervisor *sv)
         {"sv_retire", SV__SQL_RETIRE},     {"sv_reconcile", SV__SQL_RECONCILE},
         {"sv_stopped", SV__SQL_STOPPED},   {"sv_unhandled", SV__SQL_UNHANDLED},
     };
+    if (sv->statements_ready)
+        return;
+    sv->statements_ready = true;
     for (size_t i = 0; i < SV__ARRAY_SIZE(stmts); i++)
         sv__pg_add_prepared(sv->pg, stmts[i].name, stmts[i].sql);
-    sv__pg_add_listen(sv->pg, "sv_jobs");
     sv__pg_add_prepared(sv->pgw, "sv_outcomes", SV__SQL_OUTCOMES);
 }
 
@@ -573,7 +593,7 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
     };
     sv->pg = sv__pg_new(loop, opts->dsn, "queue", &pgcb, sv);
     sv->pgw = sv__pg_new(loop, opts->dsn, "outcomes", &pgwcb, sv);
-    setup_statements(sv);
+    sv__pg_add_listen(sv->pg, "sv_jobs");
 
     uv_timer_t *timers[] = {&sv->poll_timer,   &sv->wake_timer,     &sv->heartbeat_timer,
                             &sv->rescue_timer, &sv->shutdown_timer, &sv->unhandled_timer};

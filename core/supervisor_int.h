@@ -77,6 +77,7 @@ typedef struct sv__supervisor {
     int64_t worker_id; /* sv_workers.id; 0 until registered */
     char *cutoff;      /* one-shot: the database time at start; claims take run_at <= it */
     char hostname[256];
+    bool statements_ready; /* prepared once the schema version is known to be right */
 
     /* Claim parameters, built once from the registry. */
     size_t ntypes;

@@ -42,7 +42,8 @@ void *sv__xrealloc(void *p, size_t size)
 
 int sv__parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret)
 {
-    if (s == NULL || *s == '\0')
+    /* Plain decimal only: no spaces, no '+', no hex. */
+    if (s == NULL || !((*s >= '0' && *s <= '9') || (*s == '-' && s[1] >= '0' && s[1] <= '9')))
         return -EINVAL;
     char *end;
     errno = 0;
@@ -57,7 +58,11 @@ int sv__parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret)
 
 int sv__parse_duration_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *ret)
 {
-    if (s == NULL || *s == '\0')
+    /* Digits with an optional fraction, then the unit: no sign, hex or exponent. */
+    if (s == NULL || !(*s >= '0' && *s <= '9'))
+        return -EINVAL;
+    size_t digits = strspn(s, "0123456789.");
+    if (strchr(s + digits, '.') != NULL || (s[digits] != '\0' && strchr("mhs", s[digits]) == NULL))
         return -EINVAL;
     char *end;
     errno = 0;
@@ -122,18 +127,23 @@ void sv__buf_puts(sv__buf *b, const char *s)
 
 void sv__buf_printf(sv__buf *b, const char *fmt, ...)
 {
+    /* Format into the free space; grow and format again only when it did not fit. */
+    sv__buf_reserve(b, 64);
     va_list ap;
     va_start(ap, fmt);
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    size_t room = b->cap - b->len;
+    int n = vsnprintf(b->data + b->len, room, fmt, ap);
     va_end(ap);
-    if (n > 0) {
+    if (n >= 0 && (size_t)n >= room) {
         sv__buf_reserve(b, (size_t)n);
         vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
-        b->len += (size_t)n;
     }
     va_end(ap2);
+    if (n > 0)
+        b->len += (size_t)n;
+    b->data[b->len] = '\0';
 }
 
 void sv__buf_clear(sv__buf *b)

@@ -31,6 +31,7 @@
 #ifndef SUPERVISOR_SDK_H
 #define SUPERVISOR_SDK_H
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -111,7 +112,7 @@ typedef struct sv_job_type {
     uint32_t max_attempts;    /* default attempts before the job is dead; a job may override */
     uint32_t backoff_base_ms; /* retry delay after the first failure; doubles each attempt */
     uint32_t backoff_max_ms;  /* cap on the retry delay */
-    uint32_t concurrency;     /* at most this many of this type at once in one daemon; 0: none */
+    uint32_t concurrency;     /* at most this many of this type at once per daemon; 0: no limit */
     void *reserved[4];
 } sv_job_type;
 

@@ -1,0 +1,18 @@
+/* newer_minor: claims SDK 1.99, newer than the host; the host must refuse it. */
+#include <supervisor/sdk.h>
+
+/* Written by hand: SV_PLUGIN_DEFINE would stamp this SDK's version into it. */
+SV_EXPORT const sv_plugin_info *sv_plugin_magic(void)
+{
+    static const sv_plugin_info info = {
+        sizeof(sv_plugin_info), SV_ABI_MAJOR, 99, "newer_minor", "1.0.0", "Built for SDK 1.99", {0},
+    };
+    return &info;
+}
+
+SV_EXPORT int sv_plugin_init(sv_plugin *plugin, const sv_host_api *host)
+{
+    (void)plugin;
+    (void)host;
+    return 0;
+}
