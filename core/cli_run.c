@@ -21,7 +21,7 @@ static const char usage_text[] =
     "                             handing them back (default 30s)\n"
     "  --heartbeat-interval DURATION  heartbeat and lease renewal period (default 5s)\n"
     "  --dead-after DURATION      a supervisor silent this long is dead and its jobs are\n"
-    "                             rescued (default 30s)\n"
+    "                             rescued (default 30s; at least 3 heartbeats)\n"
     "  --rescue-interval DURATION how often to look for jobs of dead supervisors (default 10s)\n"
     "  --stuck-after DURATION     a handler still running this long after cancellation is\n"
     "                             reported stuck (default 5s)\n"
@@ -131,9 +131,9 @@ int sv__cmd_run(int argc, char **argv)
     }
     if (optind < argc)
         return sv__usage_error("run", "unexpected argument '%s'", argv[optind]);
-    if (opts.dead_after_ms < 2 * opts.heartbeat_ms)
+    if (opts.dead_after_ms < 3 * opts.heartbeat_ms)
         return sv__usage_error("run",
-                               "--dead-after (%llu ms) must be at least twice "
+                               "--dead-after (%llu ms) must be at least 3 times "
                                "--heartbeat-interval (%llu ms), or live supervisors look dead",
                                (unsigned long long)opts.dead_after_ms,
                                (unsigned long long)opts.heartbeat_ms);

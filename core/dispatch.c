@@ -244,6 +244,9 @@ static void start_job(sv__supervisor *sv, sv_job *job, sv__claimed *c)
 /* Moves jobs from the local queue into free slots. */
 static void run_local_queue(sv__supervisor *sv)
 {
+    /* Start waiting jobs only while their leases are surely valid (recent heartbeat). */
+    if (uv_now(sv->loop) - sv->hb_ok_ms > sv->opts.dead_after_ms / 2)
+        return;
     while (sv->lq_len > 0 && sv->phase == SV__PHASE_RUNNING) {
         sv_job *job = free_slot(sv);
         if (job == NULL)
@@ -349,6 +352,9 @@ void sv__dispatch_maybe_claim(sv__supervisor *sv)
         return;
     if (sv->pending.len + sv->inflight.len > MAX_PENDING_OUTCOMES)
         return;
+    /* Claim only while heartbeats are recorded: claimed jobs must not outlive their lease. */
+    if (uv_now(sv->loop) - sv->hb_ok_ms > sv->opts.dead_after_ms / 2)
+        return;
     /*
      * Claim for the free slots plus the prefetch target, refilling once the local queue is
      * down to half the target, so fast jobs are claimed in large batches before they run
@@ -446,11 +452,39 @@ void sv__dispatch_hand_back_all(sv__supervisor *sv)
 
 void sv__dispatch_held_ids(sv__supervisor *sv, json_t *ids)
 {
+    /*
+     * Running handlers and the local queue. An abandoned slot's outcome was decided already:
+     * it is in the outcome lists (the caller adds those), or written, or, after fencing,
+     * deliberately forgotten so that the reconcile hands the job back.
+     */
     for (uint32_t i = 0; i < sv->nslots; i++)
-        if (sv->slots[i].phase != SV__JOB_FREE)
+        if (sv->slots[i].phase == SV__JOB_RUNNING)
             json_array_append_new(ids, json_integer(sv->slots[i].id));
     for (size_t i = 0; i < sv->lq_len; i++)
         json_array_append_new(ids, json_integer(sv->localq[(sv->lq_head + i) % sv->lq_cap].id));
+}
+
+uint32_t sv__dispatch_fence(sv__supervisor *sv)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < sv->nslots; i++) {
+        sv_job *job = &sv->slots[i];
+        if (job->phase != SV__JOB_RUNNING)
+            continue;
+        atomic_store(&job->cancelled, true);
+        job->phase = SV__JOB_ABANDONED;
+        uv_timer_start(&job->timer, on_job_timer, sv->opts.stuck_after_ms, 0);
+        n++;
+    }
+    while (sv->lq_len > 0) {
+        sv__claimed *c = &sv->localq[sv->lq_head];
+        sv->lq_head = (sv->lq_head + 1) % sv->lq_cap;
+        sv->lq_len--;
+        sv->type_held[c->type_index]--;
+        claimed_clear(c);
+        n++;
+    }
+    return n;
 }
 
 void sv__dispatch_release_local(sv__supervisor *sv)

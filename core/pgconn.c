@@ -484,6 +484,12 @@ int sv__pg_send(sv__pg *pg, bool prepared, const char *stmt, int nparams, const 
     return 0;
 }
 
+void sv__pg_reset(sv__pg *pg, const char *why)
+{
+    if (pg->state == PG_UP || pg->state == PG_CONNECTING)
+        lost(pg, why);
+}
+
 void sv__pg_close(sv__pg *pg)
 {
     if (pg == NULL || pg->state == PG_CLOSED)

@@ -64,6 +64,9 @@ unsigned sv__pg_pending(const sv__pg *pg);
 int sv__pg_send(sv__pg *pg, bool prepared, const char *stmt, int nparams, const char *const *values,
                 sv__pg_result_cb cb, void *data);
 
+/* Drops the connection as if it had been lost (e.g. a query went unanswered too long). */
+void sv__pg_reset(sv__pg *pg, const char *why);
+
 /*
  * Closes the connection: pending callbacks get NULL, the uv handles are closed and the
  * object is freed once libuv has released them. Accepts NULL.

@@ -119,14 +119,52 @@ static void on_poll_timer(uv_timer_t *t)
 static void on_heartbeat_done(sv__pg *pg, const PGresult *res, void *data)
 {
     (void)pg;
-    (void)data;
-    result_ok(res, "heartbeat");
+    sv__supervisor *sv = data;
+    sv->hb_sent_ms = 0;
+    if (!result_ok(res, "heartbeat"))
+        return;
+    sv->hb_ok_ms = uv_now(sv->loop);
+    if (sv->fenced) {
+        sv->fenced = false;
+        sv__log_info("heartbeats recorded again");
+    }
+    sv__supervisor_progress(sv);
+}
+
+/*
+ * Without recorded heartbeats our leases run out and other supervisors rescue our jobs.
+ * Before that can happen, stop: cancel the running handlers and give up their outcomes,
+ * so that a job never runs here and elsewhere at once while both are alive.
+ */
+static void check_fence(sv__supervisor *sv)
+{
+    uint64_t now = uv_now(sv->loop);
+    uint64_t silent = now - sv->hb_ok_ms;
+    if (sv->hb_sent_ms != 0 && now - sv->hb_sent_ms > sv->opts.dead_after_ms / 3) {
+        sv__buf why = {0};
+        sv__buf_printf(&why, "a heartbeat went unanswered for %" PRIu64 " ms",
+                       now - sv->hb_sent_ms);
+        sv->hb_sent_ms = 0;
+        sv__pg_reset(sv->pg, why.data);
+        sv__buf_free(&why);
+    }
+    if (sv->fenced || silent <= sv->opts.dead_after_ms * 3 / 4)
+        return;
+    sv->fenced = true;
+    uint32_t n = sv__dispatch_fence(sv);
+    sv__log_error("no heartbeat recorded for %" PRIu64 " ms and leases last %" PRIu64
+                  " ms: gave up %" PRIu32 " job(s) (running ones cancelled) so that they are "
+                  "not run twice; the rescue or the reconnect puts them back in the queue",
+                  silent, sv->opts.dead_after_ms, n);
 }
 
 static void on_heartbeat_timer(uv_timer_t *t)
 {
     sv__supervisor *sv = t->data;
-    if (sv->worker_id == 0 || !sv__pg_is_up(sv->pg))
+    if (sv->worker_id == 0)
+        return;
+    check_fence(sv);
+    if (!sv__pg_is_up(sv->pg) || sv->hb_sent_ms != 0)
         return;
     const sv__counters *c = &sv->counters;
     json_t *status = json_pack(
@@ -145,7 +183,8 @@ static void on_heartbeat_timer(uv_timer_t *t)
     char id[24], lease[24];
     snprintf(lease, sizeof lease, "%" PRIu64, sv->opts.dead_after_ms);
     const char *params[] = {id_text(sv->worker_id, id), lease, status_s, progress_s};
-    sv__pg_send(sv->pg, true, "sv_heartbeat", 4, params, on_heartbeat_done, sv);
+    if (sv__pg_send(sv->pg, true, "sv_heartbeat", 4, params, on_heartbeat_done, sv) == 0)
+        sv->hb_sent_ms = uv_now(sv->loop);
     free(status_s);
     free(progress_s);
     sv__notify_watchdog();
@@ -261,6 +300,7 @@ static void on_registered(sv__pg *pg, const PGresult *res, void *data)
     if (!result_ok(res, "registering this supervisor") || PQntuples(res) != 1)
         return; /* Registration is retried on the next connect. */
     sv->worker_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    sv->hb_ok_ms = uv_now(sv->loop);
     if (sv->opts.one_shot)
         sv->cutoff = sv__xstrdup(PQgetvalue(res, 0, 1));
     sv->phase = SV__PHASE_RUNNING;
@@ -344,6 +384,7 @@ static void on_reconciled(sv__pg *pg, const PGresult *res, void *data)
     if (!result_ok(res, "reconciling held jobs"))
         return; /* Tried again on the next connect. */
     sv->reconcile_needed = false;
+    on_heartbeat_timer(&sv->heartbeat_timer); /* renew the leases now, not in a while */
     int n = PQntuples(res);
     if (n > 0)
         sv__log_warning("handed back %d job(s) whose claim was cut off by the lost connection", n);
@@ -418,6 +459,20 @@ static void fast_exit(sv__supervisor *sv, int status)
     _exit(status);
 }
 
+static void on_stopped_fast(sv__pg *pg, const PGresult *res, void *data)
+{
+    (void)pg;
+    sv__supervisor *sv = data;
+    result_ok(res, "marking this supervisor stopped");
+    fast_exit(sv, sv->exit_status);
+}
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    sv__supervisor *sv = t->data;
+    fast_exit(sv, sv->exit_status);
+}
+
 static void on_exit_grace(uv_timer_t *t)
 {
     sv__supervisor *sv = t->data;
@@ -431,6 +486,15 @@ static void on_exit_grace(uv_timer_t *t)
         sv__log_warning("exiting with %" PRIu32 " handler(s) still running that ignored "
                         "cancellation; their jobs were handed back",
                         sv->busy);
+        /* Mark the workers row stopped first, if the database answers within the grace. */
+        char id[24];
+        const char *params[] = {id_text(sv->worker_id, id)};
+        sv->phase = SV__PHASE_CLOSING;
+        if (sv->worker_id != 0 &&
+            sv__pg_send(sv->pg, true, "sv_stopped", 1, params, on_stopped_fast, sv) == 0) {
+            uv_timer_start(&sv->shutdown_timer, on_stop_timeout, HANDBACK_EXIT_GRACE_MS, 0);
+            return;
+        }
         fast_exit(sv, sv->exit_status);
     }
     begin_close(sv);

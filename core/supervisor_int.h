@@ -77,6 +77,9 @@ typedef struct sv__supervisor {
     int64_t worker_id; /* sv_workers.id; 0 until registered */
     char *cutoff;      /* one-shot: the database time at start; claims take run_at <= it */
     char hostname[256];
+    uint64_t hb_ok_ms;     /* uv_now() of the last recorded heartbeat (or registration) */
+    uint64_t hb_sent_ms;   /* uv_now() when the heartbeat in flight was sent; 0: none */
+    bool fenced;           /* heartbeats failed so long that our leases may have expired */
     bool statements_ready; /* prepared once the schema version is known to be right */
 
     /* Claim parameters, built once from the registry. */
@@ -139,6 +142,12 @@ void sv__dispatch_progress(sv__supervisor *sv, json_t *out);
 void sv__dispatch_close(sv__supervisor *sv);
 /* Shutdown: jobs still waiting in the local queue go back at once. */
 void sv__dispatch_release_local(sv__supervisor *sv);
+/*
+ * Our leases may have expired: cancel the running handlers and forget them and the local
+ * queue without recording outcomes (the rescue or the reconcile after the reconnect
+ * decides their fate). Returns how many jobs were given up.
+ */
+uint32_t sv__dispatch_fence(sv__supervisor *sv);
 
 /* outcome.c */
 void sv__outcome_add(sv__supervisor *sv, sv__outcome *o); /* takes over o's members */
