@@ -190,6 +190,8 @@ static void on_written(sv__pg *pg, const PGresult *res, void *data)
     sv__supervisor *sv = data;
     if (res == NULL) {
         /* Connection lost: keep them; they are written again after the reconnect. */
+        for (size_t i = 0; i < sv->inflight.len; i++)
+            sv->inflight.items[i].resent = true;
         requeue_inflight(sv);
         return;
     }
@@ -201,10 +203,17 @@ static void on_written(sv__pg *pg, const PGresult *res, void *data)
         return;
     }
     long written = strtol(PQgetvalue(res, 0, 0), NULL, 10);
-    if ((size_t)written < sv->inflight.len)
+    size_t resent = 0;
+    for (size_t i = 0; i < sv->inflight.len; i++)
+        resent += sv->inflight.items[i].resent;
+    if ((size_t)written + resent < sv->inflight.len)
         sv__log_warning("%zu of %zu outcomes were not recorded: those jobs were no longer held "
                         "by this supervisor (rescued after a lost lease?)",
-                        sv->inflight.len - (size_t)written, sv->inflight.len);
+                        sv->inflight.len - (size_t)written - resent, sv->inflight.len);
+    else if ((size_t)written < sv->inflight.len)
+        sv__log_info("%zu outcome(s) sent again after a lost connection changed nothing "
+                     "(most likely recorded before the loss)",
+                     sv->inflight.len - (size_t)written);
     if (sv->solo_remaining > 0)
         sv->solo_remaining -=
             sv->inflight.len < sv->solo_remaining ? sv->inflight.len : sv->solo_remaining;

@@ -376,7 +376,9 @@ static void on_poll(uv_poll_t *handle, int status, int events)
     if (pg->state != PG_UP)
         return;
     if (status < 0) {
-        lost(pg, uv_strerror(status));
+        /* libpq may have seen the failure first and closed the socket: prefer its words. */
+        const char *msg = PQerrorMessage(pg->conn);
+        lost(pg, msg != NULL && *msg ? msg : uv_strerror(status));
         return;
     }
     if (events & UV_READABLE) {

@@ -82,13 +82,16 @@
     "  WHERE j.owner = $1::bigint AND j.state = 'running'"
 
 /*
- * $1 default max attempts. Jobs whose lease expired go back to the queue with the failed
- * attempt recorded (or die when it was their last), whoever held them.
+ * $1 default max attempts, $2 own id. Jobs whose lease expired go back to the queue with
+ * the failed attempt recorded (or die when it was their last), whoever else held them. A
+ * supervisor never rescues its own jobs: while it lives it knows them, renews their leases
+ * once it can, and hands back the ones it gave up (reconcile).
  */
 #define SV__SQL_RESCUE                                                                             \
     "WITH expired AS ("                                                                            \
     "  SELECT j.id, j.owner FROM sv_jobs j"                                                        \
     "   WHERE j.state = 'running' AND j.lease_expires_at < now()"                                  \
+    "     AND j.owner <> $2::bigint"                                                               \
     "   FOR UPDATE SKIP LOCKED"                                                                    \
     "), info AS ("                                                                                 \
     "  SELECT e.id, e.owner, w.host, w.pid FROM expired e"                                         \

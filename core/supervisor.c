@@ -210,12 +210,12 @@ static void on_rescued(sv__pg *pg, const PGresult *res, void *data)
 
 static void run_rescue(sv__supervisor *sv)
 {
-    if (!sv__pg_is_up(sv->pg) || sv->worker_id == 0)
+    if (!sv__pg_is_up(sv->pg) || sv->worker_id == 0 || sv->reconcile_needed)
         return;
-    char max_attempts[16];
+    char max_attempts[16], id[24];
     snprintf(max_attempts, sizeof max_attempts, "%u", SV__DEFAULT_MAX_ATTEMPTS);
-    const char *params[] = {max_attempts};
-    sv__pg_send(sv->pg, true, "sv_rescue", 1, params, on_rescued, sv);
+    const char *params[] = {max_attempts, id_text(sv->worker_id, id)};
+    sv__pg_send(sv->pg, true, "sv_rescue", 2, params, on_rescued, sv);
 }
 
 static void on_rescue_timer(uv_timer_t *t)
@@ -387,7 +387,10 @@ static void on_reconciled(sv__pg *pg, const PGresult *res, void *data)
     on_heartbeat_timer(&sv->heartbeat_timer); /* renew the leases now, not in a while */
     int n = PQntuples(res);
     if (n > 0)
-        sv__log_warning("handed back %d job(s) whose claim was cut off by the lost connection", n);
+        sv__log_warning("handed back %d job(s) held in the table but no longer in memory "
+                        "(claims cut off by the lost connection, or jobs given up while "
+                        "heartbeats failed)",
+                        n);
     sv__outcome_flush(sv);
     sv->queue_has_more = true;
     sv__supervisor_progress(sv);

@@ -36,6 +36,7 @@ typedef enum sv__outcome_kind {
 typedef struct sv__outcome {
     int64_t id;
     uint32_t attempt;
+    bool resent; /* its first write was cut off: it may have been recorded already */
     sv__outcome_kind kind;
     int64_t delay_ms;
     char *error;       /* owned; NULL for success and hand-back */
