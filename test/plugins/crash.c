@@ -7,9 +7,11 @@ static sv_status crash_handler(sv_job *job, void *userdata)
 {
     (void)job;
     (void)userdata;
-    /* Through a volatile pointer, so the compiler cannot see (and drop) the NULL store. */
-    int *volatile p = NULL;
-    *p = 1;
+    /*
+     * The signal a bad pointer would bring, without the undefined behaviour itself, so the
+     * sanitizer builds of the suite see a crash and not a report about this plugin. (The
+     * test turns off ASan's own SIGSEGV handler for this daemon.)
+     */
     raise(SIGSEGV);
     return SV_OK;
 }
