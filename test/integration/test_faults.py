@@ -442,9 +442,12 @@ def test_crashing_handler_ends_dead_and_others_succeed(db, daemon, make_plugins_
 
     crashed_pids = []
     rescue_delays = []
-    # Under ASan, let the SIGSEGV kill the process as it would in production rather than
+    # Under ASan or TSan, let the SIGSEGV kill the process as it would in production rather than
     # have ASan report it (the harness fails a test on any sanitizer report).
-    crash_env = {"ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":handle_segv=0"}
+    crash_env = {
+        name: os.environ.get(name, "") + ":handle_segv=0"
+        for name in ("ASAN_OPTIONS", "TSAN_OPTIONS")
+    }
     d = daemon(*args, plugins_dir=plugins, env=crash_env)
     for _ in range(5):
         rc = d.wait(timeout=20)
