@@ -15,8 +15,10 @@
 
 /* The local queue aims to hold about this much work, judged by the completion rate. */
 #define PREFETCH_HORIZON_MS 50
-/* The completion rate is measured over windows of this length. */
+/* The completion rate is measured over windows of this length, or of this many jobs. */
 #define RATE_WINDOW_MS 100
+#define RATE_BURST_JOBS 64
+#define RATE_BURST_MIN_MS 5
 
 static int type_by_name(const sv__supervisor *sv, const char *name)
 {
@@ -40,7 +42,9 @@ static void note_completion(sv__supervisor *sv)
     uint64_t now = uv_now(sv->loop);
     sv->rate_window_done++;
     uint64_t elapsed = now - sv->rate_window_start;
-    if (elapsed < RATE_WINDOW_MS)
+    /* A burst of short jobs updates the rate sooner, so the prefetch ramps up quickly. */
+    bool burst = sv->rate_window_done >= RATE_BURST_JOBS && elapsed >= RATE_BURST_MIN_MS;
+    if (elapsed < RATE_WINDOW_MS && !burst)
         return;
     double rate = (double)sv->rate_window_done * 1000.0 / (double)elapsed;
     sv->rate = sv->rate > 0 ? (sv->rate + rate) / 2 : rate;

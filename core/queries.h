@@ -13,7 +13,9 @@
 /*
  * $1 owner, $2 job types, $3 how many, $4 lease (ms), $5 each type's default max attempts,
  * $6 one-shot cutoff (NULL: none). Walks sv_jobs_ready in order and skips rows another
- * supervisor is claiming at the same moment.
+ * supervisor is claiming at the same moment. The ids go through an array so that the
+ * update always finds its rows by primary key (a join let the planner pick a sequential
+ * scan of a small table, which grows with it).
  */
 #define SV__SQL_CLAIM                                                                              \
     "WITH picked AS ("                                                                             \
@@ -28,8 +30,8 @@
     "        started_at = now(),"                                                                  \
     "        lease_expires_at = now() + $4::bigint * interval '1 millisecond',"                    \
     "        max_attempts = coalesce(j.max_attempts, d.max_attempts)"                              \
-    "   FROM picked, unnest($2::text[], $5::integer[]) AS d(type, max_attempts)"                   \
-    "  WHERE j.id = picked.id AND d.type = j.type"                                                 \
+    "   FROM unnest($2::text[], $5::integer[]) AS d(type, max_attempts)"                           \
+    "  WHERE j.id = ANY(ARRAY(SELECT id FROM picked)) AND d.type = j.type"                         \
     " RETURNING j.id, j.type, j.queue, j.payload, j.attempts, j.max_attempts,"                     \
     "           coalesce(j.timeout_ms, 0)"
 
