@@ -27,6 +27,9 @@ static const char usage_text[] =
     "                             reported stuck (default 5s)\n"
     "  --prefetch N               claim up to N jobs ahead of free workers when jobs are\n"
     "                             short (default 512; sized to ~50 ms of work; 0: never)\n"
+    "  --synchronous-commit on|off  wait for the WAL flush when recording claims and\n"
+    "                             outcomes (default off: a server crash can then only make\n"
+    "                             a job run again, never lose it)\n"
     "  --one-shot                 run the jobs that are ready now, then exit (status 1 if\n"
     "                             any of them failed)\n"
     "\n"
@@ -57,6 +60,7 @@ int sv__cmd_run(int argc, char **argv)
         OPT_STUCK_AFTER,
         OPT_ONE_SHOT,
         OPT_PREFETCH,
+        OPT_SYNC_COMMIT,
     };
     static const struct option longopts[] = {
         SV__COMMON_LONGOPTS,
@@ -69,6 +73,7 @@ int sv__cmd_run(int argc, char **argv)
         {"stuck-after", required_argument, NULL, OPT_STUCK_AFTER},
         {"one-shot", no_argument, NULL, OPT_ONE_SHOT},
         {"prefetch", required_argument, NULL, OPT_PREFETCH},
+        {"synchronous-commit", required_argument, NULL, OPT_SYNC_COMMIT},
         {NULL, 0, NULL, 0},
     };
     sv__common_opts common;
@@ -119,6 +124,15 @@ int sv__cmd_run(int argc, char **argv)
             break;
         case OPT_ONE_SHOT:
             opts.one_shot = true;
+            break;
+        case OPT_SYNC_COMMIT:
+            if (strcmp(optarg, "on") == 0)
+                opts.synchronous_commit = true;
+            else if (strcmp(optarg, "off") == 0)
+                opts.synchronous_commit = false;
+            else
+                return sv__usage_error("run", "--synchronous-commit must be on or off, not '%s'",
+                                       optarg);
             break;
         case OPT_PREFETCH:
             if (sv__parse_int64(optarg, 0, 100000, &n) < 0)

@@ -47,8 +47,8 @@ struct sv__pg {
 
     char **prep_names, **prep_sql;
     size_t nprep;
-    char **listens;
-    size_t nlisten;
+    char **setup; /* session statements run first on every connect: SET, LISTEN */
+    size_t nsetup;
 
     int open_handles; /* freed when the last one is closed after sv__pg_close */
 };
@@ -79,9 +79,9 @@ static void maybe_free(sv__pg *pg)
     }
     free(pg->prep_names);
     free(pg->prep_sql);
-    for (size_t i = 0; i < pg->nlisten; i++)
-        free(pg->listens[i]);
-    free(pg->listens);
+    for (size_t i = 0; i < pg->nsetup; i++)
+        free(pg->setup[i]);
+    free(pg->setup);
     free(pg->pending_loss);
     free(pg);
 }
@@ -248,6 +248,14 @@ static void on_connected(sv__pg *pg)
     sv__log_info("database connection (%s) %s", pg->name,
                  pg->was_up ? "re-established" : "established");
     pg->was_up = true;
+    for (size_t i = 0; i < pg->nsetup; i++) {
+        if (!PQsendQueryParams(pg->conn, pg->setup[i], 0, NULL, NULL, NULL, NULL, 0) ||
+            !PQpipelineSync(pg->conn)) {
+            lost(pg, PQerrorMessage(pg->conn));
+            return;
+        }
+        queue_cmd(pg, NULL, pg->setup[i]);
+    }
     for (size_t i = 0; i < pg->nprep; i++) {
         if (!PQsendPrepare(pg->conn, pg->prep_names[i], pg->prep_sql[i], 0, NULL) ||
             !PQpipelineSync(pg->conn)) {
@@ -255,20 +263,6 @@ static void on_connected(sv__pg *pg)
             return;
         }
         queue_cmd(pg, NULL, pg->prep_names[i]);
-    }
-    for (size_t i = 0; i < pg->nlisten; i++) {
-        char *ident = PQescapeIdentifier(pg->conn, pg->listens[i], strlen(pg->listens[i]));
-        sv__buf sql = {0};
-        sv__buf_printf(&sql, "LISTEN %s", ident ? ident : "\"\"");
-        PQfreemem(ident);
-        int ok = PQsendQueryParams(pg->conn, sql.data, 0, NULL, NULL, NULL, NULL, 0) &&
-                 PQpipelineSync(pg->conn);
-        sv__buf_free(&sql);
-        if (!ok) {
-            lost(pg, PQerrorMessage(pg->conn));
-            return;
-        }
-        queue_cmd(pg, NULL, pg->listens[i]);
     }
     flush(pg);
     if (pg->state == PG_UP && pg->cb.up != NULL)
@@ -438,10 +432,24 @@ void sv__pg_add_prepared(sv__pg *pg, const char *stmt_name, const char *sql)
     }
 }
 
+void sv__pg_add_setup(sv__pg *pg, const char *sql)
+{
+    pg->setup = sv__xrealloc(pg->setup, (pg->nsetup + 1) * sizeof(char *));
+    pg->setup[pg->nsetup++] = sv__xstrdup(sql);
+}
+
 void sv__pg_add_listen(sv__pg *pg, const char *channel)
 {
-    pg->listens = sv__xrealloc(pg->listens, (pg->nlisten + 1) * sizeof(char *));
-    pg->listens[pg->nlisten++] = sv__xstrdup(channel);
+    sv__buf sql = {0};
+    sv__buf_puts(&sql, "LISTEN \"");
+    for (const char *p = channel; *p; p++) {
+        sv__buf_append(&sql, p, 1);
+        if (*p == '"') /* a quoted identifier doubles its quotes */
+            sv__buf_append(&sql, p, 1);
+    }
+    sv__buf_puts(&sql, "\"");
+    sv__pg_add_setup(pg, sql.data);
+    sv__buf_free(&sql);
 }
 
 void sv__pg_set_backoff(sv__pg *pg, uint64_t min_ms, uint64_t max_ms)

@@ -45,6 +45,8 @@ sv__pg *sv__pg_new(uv_loop_t *loop, const char *conninfo, const char *name,
  * the connection is up. Copied.
  */
 void sv__pg_add_prepared(sv__pg *pg, const char *stmt_name, const char *sql);
+/* A session statement (e.g. SET) run first on every (re)connect, in order. Copied. */
+void sv__pg_add_setup(sv__pg *pg, const char *sql);
 /* A channel LISTENed on every (re)connect. Copied. */
 void sv__pg_add_listen(sv__pg *pg, const char *channel);
 

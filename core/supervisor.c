@@ -602,6 +602,26 @@ static void on_signal(uv_signal_t *h, int signum)
 
 /* ---- Entry point ---- */
 
+static void session_setup(sv__pg *pg, const char *app_name, bool synchronous_commit)
+{
+    /* Name the connection in pg_stat_activity, unless the DSN already did. */
+    sv__buf sql = {0};
+    sv__buf_printf(&sql,
+                   "SELECT set_config('application_name', CASE current_setting('application_name')"
+                   " WHEN '' THEN '%s' ELSE current_setting('application_name') END, false)",
+                   app_name);
+    sv__pg_add_setup(pg, sql.data);
+    sv__buf_free(&sql);
+    /*
+     * Claims and outcomes need not wait for the WAL flush: if the server crashes before it,
+     * a lost claim leaves the job queued (our outcome for it is then refused, and it runs
+     * again) and a lost outcome leaves it running under our name, which the reconcile after
+     * the reconnect hands back. At least once either way, without an fsync per batch.
+     */
+    if (!synchronous_commit)
+        sv__pg_add_setup(pg, "SET synchronous_commit TO off");
+}
+
 static void setup_statements(sv__supervisor *sv)
 {
     static const struct {
@@ -660,6 +680,8 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
     };
     sv->pg = sv__pg_new(loop, opts->dsn, "queue", &pgcb, sv);
     sv->pgw = sv__pg_new(loop, opts->dsn, "outcomes", &pgwcb, sv);
+    session_setup(sv->pg, "supervisor-worker queue", opts->synchronous_commit);
+    session_setup(sv->pgw, "supervisor-worker outcomes", opts->synchronous_commit);
     sv__pg_add_listen(sv->pg, "sv_jobs");
 
     uv_timer_t *timers[] = {&sv->poll_timer,   &sv->wake_timer,     &sv->heartbeat_timer,

@@ -25,6 +25,7 @@ typedef struct sv__run_opts {
     uint64_t rescue_interval_ms;  /* how often to look for expired leases (10000) */
     uint64_t stuck_after_ms;      /* a cancelled handler still running this long is stuck */
     uint32_t prefetch_max;        /* local queue bound; 0: claim only for free slots (512) */
+    bool synchronous_commit;      /* wait for WAL flush on claims and outcomes (false) */
     bool one_shot;                /* run what is ready at start, then exit */
 } sv__run_opts;
 
