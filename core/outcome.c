@@ -109,6 +109,12 @@ static json_t *outcome_json(const sv__outcome *o)
     return j;
 }
 
+/* The common case, a success without result or follow-ups, goes by the lighter statement. */
+static bool plain_success(const sv__outcome *o)
+{
+    return o->kind == SV__OUTCOME_SUCCEEDED && o->result == NULL && o->followups == NULL;
+}
+
 void sv__outcome_flush(sv__supervisor *sv)
 {
     /* No need to wait for a reconcile: it spares every job with an outcome in memory. */
@@ -129,26 +135,64 @@ void sv__outcome_flush(sv__supervisor *sv)
         sv->pending.len -= n;
     }
 
+    /* Plain successes as two arrays; everything else as JSON. */
+    sv__buf ids = {0}, attempts = {0};
     json_t *arr = json_array();
-    for (size_t i = 0; i < sv->inflight.len; i++)
-        json_array_append_new(arr, outcome_json(&sv->inflight.items[i]));
-    char *text = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    if (text == NULL) {
+    size_t nplain = 0;
+    for (size_t i = 0; i < sv->inflight.len; i++) {
+        const sv__outcome *o = &sv->inflight.items[i];
+        if (plain_success(o)) {
+            sv__buf_printf(&ids, "%s%" PRId64, nplain ? "," : "{", o->id);
+            sv__buf_printf(&attempts, "%s%" PRIu32, nplain ? "," : "{", o->attempt);
+            nplain++;
+        } else {
+            json_array_append_new(arr, outcome_json(o));
+        }
+    }
+    char *text = NULL;
+    if (json_array_size(arr) > 0 && (text = json_dumps(arr, JSON_COMPACT)) == NULL) {
         sv__log_error("cannot encode %zu outcomes; dropping their results", sv->inflight.len);
         for (size_t i = 0; i < sv->inflight.len; i++) {
             json_decref(sv->inflight.items[i].result);
             sv->inflight.items[i].result = NULL;
         }
         requeue_inflight(sv);
+        json_decref(arr);
+        sv__buf_free(&ids);
+        sv__buf_free(&attempts);
         return;
     }
+    json_decref(arr);
     char owner[24];
     snprintf(owner, sizeof owner, "%" PRId64, sv->worker_id);
-    const char *params[] = {owner, text};
-    if (sv__pg_send(sv->pgw, true, "sv_outcomes", 2, params, on_written, sv) < 0)
-        requeue_inflight(sv);
+    sv->write.pending = 0;
+    sv->write.lost = false;
+    sv->write.written = 0;
+    free(sv->write.refused);
+    sv->write.refused = NULL;
+    bool ok = true;
+    if (nplain > 0) {
+        sv__buf_puts(&ids, "}");
+        sv__buf_puts(&attempts, "}");
+        const char *params[] = {owner, ids.data, attempts.data};
+        ok = sv__pg_send(sv->pgw, true, "sv_succeeded", 3, params, on_written, sv) == 0;
+        sv->write.pending += ok;
+    }
+    if (ok && text != NULL) {
+        const char *params[] = {owner, text};
+        ok = sv__pg_send(sv->pgw, true, "sv_outcomes", 2, params, on_written, sv) == 0;
+        sv->write.pending += ok;
+    }
+    /* A failed send means the connection is gone: any command already queued is answered
+     * with NULL shortly, and then the whole batch goes back to pending. */
+    if (!ok) {
+        sv->write.lost = true;
+        if (sv->write.pending == 0)
+            requeue_inflight(sv);
+    }
     free(text);
+    sv__buf_free(&ids);
+    sv__buf_free(&attempts);
 }
 
 /*
@@ -189,20 +233,36 @@ static void on_written(sv__pg *pg, const PGresult *res, void *data)
     (void)pg;
     sv__supervisor *sv = data;
     if (res == NULL) {
-        /* Connection lost: keep them; they are written again after the reconnect. */
+        sv->write.lost = true;
+    } else if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        sv->write.written += strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    } else if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        sv->write.written += strtol(PQcmdTuples((PGresult *)res), NULL, 10);
+    } else if (sv->write.refused == NULL) {
+        const char *msg = PQresultErrorMessage(res);
+        sv->write.refused = strndup(msg, strcspn(msg, "\n"));
+    }
+    if (--sv->write.pending > 0)
+        return; /* the batch's other statement is still on its way */
+
+    if (sv->write.lost || sv->write.refused != NULL) {
+        /* Guards make re-sending what was recorded harmless; remember it may have been. */
         for (size_t i = 0; i < sv->inflight.len; i++)
             sv->inflight.items[i].resent = true;
+    }
+    if (sv->write.lost) {
+        /* Connection lost: keep them; they are written again after the reconnect. */
         requeue_inflight(sv);
         return;
     }
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *msg = PQresultErrorMessage(res);
-        char *why = strndup(msg, strcspn(msg, "\n"));
-        refused(sv, why != NULL ? why : "?");
+    if (sv->write.refused != NULL) {
+        char *why = sv->write.refused;
+        sv->write.refused = NULL;
+        refused(sv, why);
         free(why);
         return;
     }
-    long written = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    long written = sv->write.written;
     size_t resent = 0;
     for (size_t i = 0; i < sv->inflight.len; i++)
         resent += sv->inflight.items[i].resent;
@@ -224,6 +284,8 @@ static void on_written(sv__pg *pg, const PGresult *res, void *data)
 
 void sv__outcome_free_all(sv__supervisor *sv)
 {
+    free(sv->write.refused);
+    sv->write.refused = NULL;
     list_clear(&sv->pending);
     list_clear(&sv->inflight);
     free(sv->pending.items);

@@ -114,6 +114,12 @@ typedef struct sv__supervisor {
     sv__outcome_list pending;
     sv__outcome_list inflight;
     size_t solo_remaining; /* after a refused batch: outcomes still to send one by one */
+    struct {
+        unsigned pending; /* statements of the batch in flight not answered yet (0-2) */
+        bool lost;        /* one of them was cut off with the connection */
+        char *refused;    /* why the database refused one of them, or NULL */
+        long written;     /* rows updated so far */
+    } write;
     bool reconcile_needed; /* reconnected: hand back claims whose answer was lost */
 
     sv__counters counters;

@@ -37,8 +37,11 @@ CREATE TABLE sv_jobs (
 -- rows; finished rows leave this partial index.
 CREATE INDEX sv_jobs_ready ON sv_jobs (priority, run_at, id) WHERE state = 'queued';
 
--- Heartbeats (by owner) and rescue (by lease) touch only running jobs, a handful of rows.
-CREATE INDEX sv_jobs_running ON sv_jobs (owner, lease_expires_at) WHERE state = 'running';
+-- Heartbeats and rescue touch only running jobs, a few hundred rows at most. Not keyed by
+-- owner on purpose: outcome writes name their jobs by id, and an owner index tempted the
+-- planner into walking every entry a supervisor ever left there (dead ones included)
+-- instead of the primary key.
+CREATE INDEX sv_jobs_running ON sv_jobs (lease_expires_at) WHERE state = 'running';
 
 CREATE UNIQUE INDEX sv_jobs_unique ON sv_jobs (type, unique_key)
     WHERE unique_key IS NOT NULL AND state IN ('queued', 'running');
