@@ -35,7 +35,6 @@ binaries are needed.
 
 import argparse
 import datetime
-import glob
 import json
 import math
 import os
@@ -44,7 +43,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -52,6 +50,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+# The PostgreSQL helpers the integration suite uses (finding the server binaries, a free
+# port, quoting a connection string).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from svtest import find_pg_bindir, free_port, make_dsn  # noqa: E402
 
 try:
     import psycopg
@@ -304,49 +307,6 @@ class Store:
         raise NotImplementedError
 
 
-def _find_pg_bindir():
-    """The directory holding initdb, pg_ctl and postgres (Debian keeps them off PATH)."""
-    candidates = []
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
-        if out.returncode == 0:
-            candidates.append(out.stdout.strip())
-
-    def version(path):
-        m = re.search(r"/postgresql/(\d+)/", path)
-        return int(m.group(1)) if m else 0
-
-    candidates += sorted(
-        (os.path.dirname(p) for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")),
-        key=version,
-        reverse=True,
-    )
-    if shutil.which("initdb"):
-        candidates.append(os.path.dirname(shutil.which("initdb")))
-    for d in candidates:
-        if all(os.access(os.path.join(d, p), os.X_OK) for p in ("initdb", "pg_ctl", "postgres")):
-            return d
-    raise BenchError("no PostgreSQL server binaries (initdb, pg_ctl, postgres) found; install "
-                     "the postgresql package, or set PGHOST to use a running server")
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _dsn(**params):
-    def q(v):
-        v = str(v)
-        if v and not re.search(r"[\s'\\]", v):
-            return v
-        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-    return " ".join(f"{k}={q(v)}" for k, v in params.items() if v is not None)
-
-
 class ThrowawayPostgres:
     """A cluster in a temporary directory with stock settings. Only listen_addresses, port
     and unix_socket_directories are set (in an included file). Runs as `postgres` when we
@@ -356,7 +316,10 @@ class ThrowawayPostgres:
     user = "postgres"
 
     def __init__(self, parent):
-        self.bindir = _find_pg_bindir()
+        try:
+            self.bindir = find_pg_bindir()
+        except RuntimeError as e:
+            raise BenchError(str(e)) from None
         self.as_postgres = []
         owner = None
         if os.geteuid() == 0:
@@ -412,7 +375,7 @@ class ThrowawayPostgres:
         with open(self.datadir / "postgresql.conf", "a") as f:
             f.write("\ninclude = 'sv_bench.conf'\n")
         for _ in range(3):
-            self.port = _free_port()
+            self.port = free_port()
             self._write_settings()
             size = self.logfile.stat().st_size if self.logfile.exists() else 0
             rc = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.datadir),
@@ -494,7 +457,7 @@ class PostgresStore(Store):
                 "dbname": dbname}
 
     def dsn(self, dbname=None):
-        return _dsn(**self._params(dbname or self.dbname))
+        return make_dsn(**self._params(dbname or self.dbname))
 
     def connect(self, dbname=None, autocommit=True, **kw):
         return psycopg.connect(self.dsn(dbname), autocommit=autocommit, **kw)

@@ -29,14 +29,12 @@ Every process the fixtures run fails its test when its output holds a sanitizer 
 """
 
 import getpass
-import glob
 import itertools
 import os
 import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -46,7 +44,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from svtest import sanitizer_report, tail, wait_until as _wait_until
+from svtest import find_pg_bindir, free_port, make_dsn, sanitizer_report, tail
+from svtest import wait_until as _wait_until
 
 # --------------------------------------------------------------------------------------
 # Paths handed over by meson.
@@ -105,57 +104,8 @@ def _fail_on_sanitizer(text, what):
         pytest.fail(f"sanitizer report from {what}:\n{report}", pytrace=False)
 
 
-def _quote_dsn_value(value):
-    """Quote a value for a libpq key=value connection string when it needs it."""
-    value = str(value)
-    if value and not re.search(r"[\s'\\]", value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def make_dsn(**params):
-    return " ".join(f"{k}={_quote_dsn_value(v)}" for k, v in params.items() if v is not None)
-
-
 # --------------------------------------------------------------------------------------
 # PostgreSQL.
-
-
-def _find_pg_bindir():
-    """The directory of initdb/pg_ctl/postgres: Debian keeps them off PATH."""
-    candidates = []
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
-        if out.returncode == 0:
-            candidates.append(out.stdout.strip())
-
-    # pg_config comes from libpq-dev and may name a version whose server is not
-    # installed; fall back to the newest installed server.
-    def version(path):
-        m = re.search(r"/postgresql/(\d+)/", path)
-        return int(m.group(1)) if m else 0
-
-    candidates += sorted(
-        (os.path.dirname(p) for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")),
-        key=version,
-        reverse=True,
-    )
-    if shutil.which("initdb"):
-        candidates.append(os.path.dirname(shutil.which("initdb")))
-    for d in candidates:
-        if all(os.access(os.path.join(d, p), os.X_OK) for p in ("initdb", "pg_ctl", "postgres")):
-            return d
-    raise RuntimeError(
-        "no PostgreSQL server binaries (initdb, pg_ctl, postgres) found; install the "
-        "postgresql package, or point PGHOST at a running server"
-    )
-
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Server:
@@ -194,7 +144,7 @@ class PostgresServer(_Server):
     user = "postgres"  # the bootstrap superuser, whatever the OS user
 
     def __init__(self):
-        self.bindir = _find_pg_bindir()
+        self.bindir = find_pg_bindir()
         self.host = "127.0.0.1"
         self.port = None
         self._as_postgres = []
@@ -283,7 +233,7 @@ class PostgresServer(_Server):
             raise RuntimeError(f"initdb failed ({rc}):\n{self._diagnostics()}")
         with open(self.datadir / "postgresql.conf", "a") as f:
             f.write("\ninclude = 'sv_test.conf'\n")
-        self.port = _free_port()
+        self.port = free_port()
         self._write_settings()
 
     # -- the controls fault tests use
@@ -297,10 +247,10 @@ class PostgresServer(_Server):
             )
             if rc == 0:
                 return
-            # Another process may have taken the port between _free_port() and now.
+            # Another process may have taken the port between free_port() and now.
             new_log = self.logfile.read_bytes()[log_size:].decode(errors="replace")
             if "could not bind" in new_log or "already in use" in new_log:
-                self.port = _free_port()
+                self.port = free_port()
                 self._write_settings()
                 continue
             break

@@ -14,12 +14,10 @@ Run with -s (or -rP) to see the figures the tests print (the kill -9 test's coun
 import collections
 import os
 import random
-import re
 import signal
 import time
 
 import psycopg
-import pytest
 
 from svtest import tail, wait_until
 
