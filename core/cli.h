@@ -65,6 +65,18 @@ void sv__common_opts_init(sv__common_opts *o, const char *command);
 int sv__common_opt(sv__common_opts *o, int c, const char *arg);
 void sv__common_opts_apply(const sv__common_opts *o);
 
+/* A command's own option: returns 0, or an exit status after printing why. */
+typedef int (*sv__cli_opt_fn)(int c, const char *arg, void *ctx);
+
+/*
+ * Runs getopt_long over a command's argv: the common options go to *common, --help prints
+ * usage, an unknown flag or a missing value gets one line, the command's own options go to
+ * fn(c, arg, ctx). Returns -1 when every option was taken (optind then indexes the first
+ * operand), or the exit status the command should return at once.
+ */
+int sv__cli_parse(int argc, char **argv, const struct option *longopts, const char *usage,
+                  sv__common_opts *common, sv__cli_opt_fn fn, void *ctx);
+
 /* Prints "supervisor-worker CMD: message" to stderr and returns SV__EXIT_USAGE. */
 __attribute__((format(printf, 2, 3))) int sv__usage_error(const char *cmd, const char *fmt, ...);
 

@@ -23,17 +23,64 @@ static const char usage_text[] =
     "                        prints the existing job's id when there is one\n"
     "\n" SV__COMMON_USAGE;
 
+enum {
+    OPT_QUEUE = SV__OPT_FIRST_COMMAND_OPT,
+    OPT_PRIORITY,
+    OPT_RUN_AT,
+    OPT_DELAY,
+    OPT_MAX_ATTEMPTS,
+    OPT_TIMEOUT,
+    OPT_UNIQUE_KEY,
+};
+
+typedef struct enqueue_args {
+    const char *queue, *run_at, *unique_key;
+    int64_t priority, delay_ms, max_attempts, timeout_ms;
+} enqueue_args;
+
+static int enqueue_opt(int c, const char *arg, void *ctx)
+{
+    enqueue_args *a = ctx;
+    switch (c) {
+    case OPT_QUEUE:
+        if (*arg == '\0')
+            return sv__usage_error("enqueue", "--queue must not be empty");
+        a->queue = arg;
+        return 0;
+    case OPT_PRIORITY:
+        if (sv__parse_int64(arg, INT32_MIN, INT32_MAX, &a->priority) < 0)
+            return sv__usage_error("enqueue", "--priority must be an integer, not '%s'", arg);
+        return 0;
+    case OPT_RUN_AT:
+        a->run_at = arg;
+        return 0;
+    case OPT_DELAY:
+        if (sv__parse_duration_ms(arg, 0, INT64_C(1) << 40, &a->delay_ms) < 0)
+            return sv__usage_error(
+                "enqueue", "--delay must be a duration like 500ms, 30s or 5m, not '%s'", arg);
+        return 0;
+    case OPT_MAX_ATTEMPTS:
+        if (sv__parse_int64(arg, 1, INT32_MAX, &a->max_attempts) < 0)
+            return sv__usage_error("enqueue", "--max-attempts must be a positive integer, not '%s'",
+                                   arg);
+        return 0;
+    case OPT_TIMEOUT:
+        if (sv__parse_duration_ms(arg, 1, INT32_MAX, &a->timeout_ms) < 0)
+            return sv__usage_error("enqueue",
+                                   "--timeout must be a positive duration like 30s, not '%s'", arg);
+        return 0;
+    case OPT_UNIQUE_KEY:
+        if (*arg == '\0')
+            return sv__usage_error("enqueue", "--unique-key must not be empty");
+        a->unique_key = arg;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 int sv__cmd_enqueue(int argc, char **argv)
 {
-    enum {
-        OPT_QUEUE = SV__OPT_FIRST_COMMAND_OPT,
-        OPT_PRIORITY,
-        OPT_RUN_AT,
-        OPT_DELAY,
-        OPT_MAX_ATTEMPTS,
-        OPT_TIMEOUT,
-        OPT_UNIQUE_KEY,
-    };
     static const struct option longopts[] = {
         SV__COMMON_LONGOPTS,
         {"queue", required_argument, NULL, OPT_QUEUE},
@@ -47,57 +94,13 @@ int sv__cmd_enqueue(int argc, char **argv)
     };
     sv__common_opts common;
     sv__common_opts_init(&common, "enqueue");
-    const char *queue = "default", *run_at = NULL, *unique_key = NULL;
-    int64_t priority = 0, delay_ms = -1, max_attempts = 0, timeout_ms = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        int r = sv__common_opt(&common, c, optarg);
-        if (r < 0)
-            return -r;
-        if (r > 0)
-            continue;
-        switch (c) {
-        case SV__OPT_HELP:
-            fputs(usage_text, stdout);
-            return SV__EXIT_OK;
-        case OPT_QUEUE:
-            if (*optarg == '\0')
-                return sv__usage_error("enqueue", "--queue must not be empty");
-            queue = optarg;
-            break;
-        case OPT_PRIORITY:
-            if (sv__parse_int64(optarg, INT32_MIN, INT32_MAX, &priority) < 0)
-                return sv__usage_error("enqueue", "--priority must be an integer, not '%s'",
-                                       optarg);
-            break;
-        case OPT_RUN_AT:
-            run_at = optarg;
-            break;
-        case OPT_DELAY:
-            if (sv__parse_duration_ms(optarg, 0, INT64_C(1) << 40, &delay_ms) < 0)
-                return sv__usage_error("enqueue",
-                                       "--delay must be a duration like 500ms, 30s or 5m, not '%s'",
-                                       optarg);
-            break;
-        case OPT_MAX_ATTEMPTS:
-            if (sv__parse_int64(optarg, 1, INT32_MAX, &max_attempts) < 0)
-                return sv__usage_error(
-                    "enqueue", "--max-attempts must be a positive integer, not '%s'", optarg);
-            break;
-        case OPT_TIMEOUT:
-            if (sv__parse_duration_ms(optarg, 1, INT32_MAX, &timeout_ms) < 0)
-                return sv__usage_error(
-                    "enqueue", "--timeout must be a positive duration like 30s, not '%s'", optarg);
-            break;
-        case OPT_UNIQUE_KEY:
-            if (*optarg == '\0')
-                return sv__usage_error("enqueue", "--unique-key must not be empty");
-            unique_key = optarg;
-            break;
-        default:
-            return sv__unknown_option("enqueue", argv);
-        }
-    }
+    enqueue_args args = {.queue = "default", .delay_ms = -1};
+    int done = sv__cli_parse(argc, argv, longopts, usage_text, &common, enqueue_opt, &args);
+    if (done >= 0)
+        return done;
+    const char *queue = args.queue, *run_at = args.run_at, *unique_key = args.unique_key;
+    int64_t priority = args.priority, delay_ms = args.delay_ms;
+    int64_t max_attempts = args.max_attempts, timeout_ms = args.timeout_ms;
     if (run_at != NULL && delay_ms >= 0)
         return sv__usage_error("enqueue", "--run-at and --delay are mutually exclusive");
     if (optind >= argc)

@@ -93,9 +93,43 @@ static int act_on_job(PGconn *conn, const char *action, const char *id)
     return ret;
 }
 
+enum { OPT_STATE = SV__OPT_FIRST_COMMAND_OPT, OPT_TYPE, OPT_LIMIT };
+
+typedef struct jobs_args {
+    const char *state, *type, *limit;
+} jobs_args;
+
+static int jobs_opt(int c, const char *arg, void *ctx)
+{
+    jobs_args *a = ctx;
+    int64_t n;
+    switch (c) {
+    case OPT_STATE:
+        a->state = NULL;
+        for (size_t i = 0; i < SV__ARRAY_SIZE(states); i++)
+            if (strcmp(arg, states[i]) == 0)
+                a->state = states[i];
+        if (a->state == NULL)
+            return sv__usage_error("jobs",
+                                   "--state must be queued, running, succeeded, dead or "
+                                   "cancelled, not '%s'",
+                                   arg);
+        return 0;
+    case OPT_TYPE:
+        a->type = arg;
+        return 0;
+    case OPT_LIMIT:
+        if (sv__parse_int64(arg, 1, 1000000, &n) < 0)
+            return sv__usage_error("jobs", "--limit must be 1 to 1000000, not '%s'", arg);
+        a->limit = arg;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 int sv__cmd_jobs(int argc, char **argv)
 {
-    enum { OPT_STATE = SV__OPT_FIRST_COMMAND_OPT, OPT_TYPE, OPT_LIMIT };
     static const struct option longopts[] = {
         SV__COMMON_LONGOPTS,
         {"state", required_argument, NULL, OPT_STATE},
@@ -105,42 +139,12 @@ int sv__cmd_jobs(int argc, char **argv)
     };
     sv__common_opts common;
     sv__common_opts_init(&common, "jobs");
-    const char *state = NULL, *type = NULL, *limit = "50";
+    jobs_args args = {.limit = "50"};
+    int done = sv__cli_parse(argc, argv, longopts, usage_text, &common, jobs_opt, &args);
+    if (done >= 0)
+        return done;
+    const char *state = args.state, *type = args.type, *limit = args.limit;
     int64_t n;
-    int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        int r = sv__common_opt(&common, c, optarg);
-        if (r < 0)
-            return -r;
-        if (r > 0)
-            continue;
-        switch (c) {
-        case SV__OPT_HELP:
-            fputs(usage_text, stdout);
-            return SV__EXIT_OK;
-        case OPT_STATE:
-            state = NULL;
-            for (size_t i = 0; i < SV__ARRAY_SIZE(states); i++)
-                if (strcmp(optarg, states[i]) == 0)
-                    state = states[i];
-            if (state == NULL)
-                return sv__usage_error("jobs",
-                                       "--state must be queued, running, succeeded, dead or "
-                                       "cancelled, not '%s'",
-                                       optarg);
-            break;
-        case OPT_TYPE:
-            type = optarg;
-            break;
-        case OPT_LIMIT:
-            if (sv__parse_int64(optarg, 1, 1000000, &n) < 0)
-                return sv__usage_error("jobs", "--limit must be 1 to 1000000, not '%s'", optarg);
-            limit = optarg;
-            break;
-        default:
-            return sv__unknown_option("jobs", argv);
-        }
-    }
     if (optind >= argc)
         return sv__usage_error("jobs", "missing the action: list, show, retry or cancel");
     const char *action = argv[optind++];

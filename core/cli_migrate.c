@@ -13,9 +13,18 @@ static const char usage_text[] =
     "  --status              only print the database's and this binary's schema versions\n"
     "\n" SV__COMMON_USAGE;
 
+enum { OPT_STATUS = SV__OPT_FIRST_COMMAND_OPT };
+
+static int migrate_opt(int c, const char *arg, void *ctx)
+{
+    (void)arg;
+    if (c == OPT_STATUS)
+        *(bool *)ctx = true;
+    return 0;
+}
+
 int sv__cmd_migrate(int argc, char **argv)
 {
-    enum { OPT_STATUS = SV__OPT_FIRST_COMMAND_OPT };
     static const struct option longopts[] = {
         SV__COMMON_LONGOPTS,
         {"status", no_argument, NULL, OPT_STATUS},
@@ -24,24 +33,9 @@ int sv__cmd_migrate(int argc, char **argv)
     sv__common_opts common;
     sv__common_opts_init(&common, "migrate");
     bool status_only = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        int r = sv__common_opt(&common, c, optarg);
-        if (r < 0)
-            return -r;
-        if (r > 0)
-            continue;
-        switch (c) {
-        case SV__OPT_HELP:
-            fputs(usage_text, stdout);
-            return SV__EXIT_OK;
-        case OPT_STATUS:
-            status_only = true;
-            break;
-        default:
-            return sv__unknown_option("migrate", argv);
-        }
-    }
+    int done = sv__cli_parse(argc, argv, longopts, usage_text, &common, migrate_opt, &status_only);
+    if (done >= 0)
+        return done;
     if (optind < argc)
         return sv__usage_error("migrate", "unexpected argument '%s'", argv[optind]);
     sv__common_opts_apply(&common);

@@ -152,11 +152,18 @@ static void print_json(const sv__plugin_host *host, const char *dir, const char 
     json_decref(doc);
 }
 
+enum { OPT_JSON = SV__OPT_FIRST_COMMAND_OPT };
+
+static int plugins_opt(int c, const char *arg, void *ctx)
+{
+    (void)arg;
+    if (c == OPT_JSON)
+        *(bool *)ctx = true;
+    return 0;
+}
+
 int sv__cmd_plugins(int argc, char **argv)
 {
-    enum {
-        OPT_JSON = SV__OPT_FIRST_COMMAND_OPT,
-    };
     static const struct option longopts[] = {
         SV__COMMON_LONGOPTS,
         {"json", no_argument, NULL, OPT_JSON},
@@ -167,24 +174,9 @@ int sv__cmd_plugins(int argc, char **argv)
     /* The listing says what loaded; an info line per plugin on stderr would repeat it. */
     common.log_level = SV_LOG_WARNING;
     bool json = false;
-    int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        int r = sv__common_opt(&common, c, optarg);
-        if (r < 0)
-            return -r;
-        if (r > 0)
-            continue;
-        switch (c) {
-        case SV__OPT_HELP:
-            fputs(usage_text, stdout);
-            return SV__EXIT_OK;
-        case OPT_JSON:
-            json = true;
-            break;
-        default:
-            return sv__unknown_option("plugins", argv);
-        }
-    }
+    int done = sv__cli_parse(argc, argv, longopts, usage_text, &common, plugins_opt, &json);
+    if (done >= 0)
+        return done;
     if (optind < argc)
         return sv__usage_error("plugins", "unexpected argument '%s'", argv[optind]);
     sv__common_opts_apply(&common);

@@ -48,20 +48,65 @@ static int parse_duration(const char *flag, const char *arg, int64_t min, uint64
     return 0;
 }
 
+enum {
+    OPT_MAX_WORKERS = SV__OPT_FIRST_COMMAND_OPT,
+    OPT_POLL_INTERVAL,
+    OPT_SHUTDOWN_TIMEOUT,
+    OPT_HEARTBEAT,
+    OPT_DEAD_AFTER,
+    OPT_RESCUE_INTERVAL,
+    OPT_STUCK_AFTER,
+    OPT_ONE_SHOT,
+    OPT_PREFETCH,
+    OPT_SYNC_COMMIT,
+};
+
+static int run_opt(int c, const char *arg, void *ctx)
+{
+    sv__run_opts *o = ctx;
+    int64_t n;
+    switch (c) {
+    case OPT_MAX_WORKERS:
+        /* libuv's threadpool holds at most 1024 threads; keep one for the reserve. */
+        if (sv__parse_int64(arg, 1, 1000, &n) < 0)
+            return sv__usage_error("run", "--max-workers must be 1 to 1000, not '%s'", arg);
+        o->max_workers = (uint32_t)n;
+        return 0;
+    case OPT_POLL_INTERVAL:
+        return parse_duration("--poll-interval", arg, 10, &o->poll_interval_ms);
+    case OPT_SHUTDOWN_TIMEOUT:
+        return parse_duration("--shutdown-timeout", arg, 0, &o->shutdown_timeout_ms);
+    case OPT_HEARTBEAT:
+        return parse_duration("--heartbeat-interval", arg, 10, &o->heartbeat_ms);
+    case OPT_DEAD_AFTER:
+        return parse_duration("--dead-after", arg, 100, &o->dead_after_ms);
+    case OPT_RESCUE_INTERVAL:
+        return parse_duration("--rescue-interval", arg, 10, &o->rescue_interval_ms);
+    case OPT_STUCK_AFTER:
+        return parse_duration("--stuck-after", arg, 1, &o->stuck_after_ms);
+    case OPT_ONE_SHOT:
+        o->one_shot = true;
+        return 0;
+    case OPT_SYNC_COMMIT:
+        if (strcmp(arg, "on") == 0)
+            o->synchronous_commit = true;
+        else if (strcmp(arg, "off") == 0)
+            o->synchronous_commit = false;
+        else
+            return sv__usage_error("run", "--synchronous-commit must be on or off, not '%s'", arg);
+        return 0;
+    case OPT_PREFETCH:
+        if (sv__parse_int64(arg, 0, 100000, &n) < 0)
+            return sv__usage_error("run", "--prefetch must be 0 to 100000, not '%s'", arg);
+        o->prefetch_max = (uint32_t)n;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 int sv__cmd_run(int argc, char **argv)
 {
-    enum {
-        OPT_MAX_WORKERS = SV__OPT_FIRST_COMMAND_OPT,
-        OPT_POLL_INTERVAL,
-        OPT_SHUTDOWN_TIMEOUT,
-        OPT_HEARTBEAT,
-        OPT_DEAD_AFTER,
-        OPT_RESCUE_INTERVAL,
-        OPT_STUCK_AFTER,
-        OPT_ONE_SHOT,
-        OPT_PREFETCH,
-        OPT_SYNC_COMMIT,
-    };
     static const struct option longopts[] = {
         SV__COMMON_LONGOPTS,
         {"max-workers", required_argument, NULL, OPT_MAX_WORKERS},
@@ -80,69 +125,9 @@ int sv__cmd_run(int argc, char **argv)
     sv__common_opts_init(&common, "run");
     sv__run_opts opts;
     sv__run_opts_init(&opts);
-    int c;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        int r = sv__common_opt(&common, c, optarg);
-        if (r < 0)
-            return -r;
-        if (r > 0)
-            continue;
-        int64_t n;
-        switch (c) {
-        case SV__OPT_HELP:
-            fputs(usage_text, stdout);
-            return SV__EXIT_OK;
-        case OPT_MAX_WORKERS:
-            /* libuv's threadpool holds at most 1024 threads; keep one for the reserve. */
-            if (sv__parse_int64(optarg, 1, 1000, &n) < 0)
-                return sv__usage_error("run", "--max-workers must be 1 to 1000, not '%s'", optarg);
-            opts.max_workers = (uint32_t)n;
-            break;
-        case OPT_POLL_INTERVAL:
-            if (parse_duration("--poll-interval", optarg, 10, &opts.poll_interval_ms))
-                return SV__EXIT_USAGE;
-            break;
-        case OPT_SHUTDOWN_TIMEOUT:
-            if (parse_duration("--shutdown-timeout", optarg, 0, &opts.shutdown_timeout_ms))
-                return SV__EXIT_USAGE;
-            break;
-        case OPT_HEARTBEAT:
-            if (parse_duration("--heartbeat-interval", optarg, 10, &opts.heartbeat_ms))
-                return SV__EXIT_USAGE;
-            break;
-        case OPT_DEAD_AFTER:
-            if (parse_duration("--dead-after", optarg, 100, &opts.dead_after_ms))
-                return SV__EXIT_USAGE;
-            break;
-        case OPT_RESCUE_INTERVAL:
-            if (parse_duration("--rescue-interval", optarg, 10, &opts.rescue_interval_ms))
-                return SV__EXIT_USAGE;
-            break;
-        case OPT_STUCK_AFTER:
-            if (parse_duration("--stuck-after", optarg, 1, &opts.stuck_after_ms))
-                return SV__EXIT_USAGE;
-            break;
-        case OPT_ONE_SHOT:
-            opts.one_shot = true;
-            break;
-        case OPT_SYNC_COMMIT:
-            if (strcmp(optarg, "on") == 0)
-                opts.synchronous_commit = true;
-            else if (strcmp(optarg, "off") == 0)
-                opts.synchronous_commit = false;
-            else
-                return sv__usage_error("run", "--synchronous-commit must be on or off, not '%s'",
-                                       optarg);
-            break;
-        case OPT_PREFETCH:
-            if (sv__parse_int64(optarg, 0, 100000, &n) < 0)
-                return sv__usage_error("run", "--prefetch must be 0 to 100000, not '%s'", optarg);
-            opts.prefetch_max = (uint32_t)n;
-            break;
-        default:
-            return sv__unknown_option("run", argv);
-        }
-    }
+    int done = sv__cli_parse(argc, argv, longopts, usage_text, &common, run_opt, &opts);
+    if (done >= 0)
+        return done;
     if (optind < argc)
         return sv__usage_error("run", "unexpected argument '%s'", argv[optind]);
     if (opts.dead_after_ms < 3 * opts.heartbeat_ms)

@@ -67,6 +67,29 @@ int sv__common_opt(sv__common_opts *o, int c, const char *arg)
     }
 }
 
+int sv__cli_parse(int argc, char **argv, const struct option *longopts, const char *usage,
+                  sv__common_opts *common, sv__cli_opt_fn fn, void *ctx)
+{
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        int r = sv__common_opt(common, c, optarg);
+        if (r < 0)
+            return -r;
+        if (r > 0)
+            continue;
+        if (c == SV__OPT_HELP) {
+            fputs(usage, stdout);
+            return SV__EXIT_OK;
+        }
+        if (c < SV__OPT_FIRST_COMMAND_OPT || fn == NULL)
+            return sv__unknown_option(common->command, argv);
+        r = fn(c, optarg, ctx);
+        if (r != 0)
+            return r;
+    }
+    return -1;
+}
+
 void sv__common_opts_apply(const sv__common_opts *o)
 {
     sv__log_setup(o->log_format, o->log_level);
