@@ -109,6 +109,21 @@ static char *take_message(sv_job *job, const char *fallback)
     return msg != NULL ? msg : sv__xstrdup(fallback);
 }
 
+/* The handler's latest progress report when the database has not seen it yet, or NULL. */
+static json_t *take_progress(sv_job *job)
+{
+    json_t *p = NULL;
+    uv_mutex_lock(&job->progress_lock);
+    if (job->progress_dirty) {
+        p = json_pack("{s:f}", "fraction", job->progress);
+        if (p != NULL && job->progress_message != NULL)
+            json_object_set_new(p, "message", json_string(job->progress_message));
+        job->progress_dirty = false;
+    }
+    uv_mutex_unlock(&job->progress_lock);
+    return p;
+}
+
 static void record_outcome(sv__supervisor *sv, sv_job *job)
 {
     switch (job->status) {
@@ -119,6 +134,7 @@ static void record_outcome(sv__supervisor *sv, sv_job *job)
             .kind = SV__OUTCOME_SUCCEEDED,
             .result = job->result,
             .followups = job->followups,
+            .progress = take_progress(job), /* the final report, with the success */
         };
         job->result = NULL;
         job->followups = NULL;
@@ -512,16 +528,10 @@ void sv__dispatch_progress(sv__supervisor *sv, json_t *out)
         sv_job *job = &sv->slots[i];
         if (job->phase != SV__JOB_RUNNING)
             continue;
-        uv_mutex_lock(&job->progress_lock);
-        if (job->progress_dirty) {
-            json_t *p = json_pack("{s:f}", "fraction", job->progress);
-            if (p != NULL && job->progress_message != NULL)
-                json_object_set_new(p, "message", json_string(job->progress_message));
+        json_t *p = take_progress(job);
+        if (p != NULL)
             json_array_append_new(
                 out, json_pack("{s:I, s:o}", "id", (json_int_t)job->id, "progress", p));
-            job->progress_dirty = false;
-        }
-        uv_mutex_unlock(&job->progress_lock);
     }
 }
 

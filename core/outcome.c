@@ -43,6 +43,7 @@ static void outcome_clear(sv__outcome *o)
     free(o->error);
     json_decref(o->result);
     json_decref(o->followups);
+    json_decref(o->progress);
     memset(o, 0, sizeof *o);
 }
 
@@ -106,13 +107,16 @@ static json_t *outcome_json(const sv__outcome *o)
         json_object_set(j, "result", o->result);
     if (o->followups != NULL)
         json_object_set(j, "followups", o->followups);
+    if (o->progress != NULL)
+        json_object_set(j, "progress", o->progress);
     return j;
 }
 
 /* The common case, a success without result or follow-ups, goes by the lighter statement. */
 static bool plain_success(const sv__outcome *o)
 {
-    return o->kind == SV__OUTCOME_SUCCEEDED && o->result == NULL && o->followups == NULL;
+    return o->kind == SV__OUTCOME_SUCCEEDED && o->result == NULL && o->followups == NULL &&
+           o->progress == NULL;
 }
 
 void sv__outcome_flush(sv__supervisor *sv)
@@ -212,7 +216,7 @@ static void refused(sv__supervisor *sv, const char *why)
         return;
     }
     sv__outcome *o = &sv->inflight.items[0];
-    if (o->result == NULL && o->followups == NULL) {
+    if (o->result == NULL && o->followups == NULL && o->progress == NULL) {
         /* Nothing left to drop: a database-side problem; the poll timer tries again. */
         sv__log_error("cannot record the outcome of job %" PRId64 ": %s; will retry", o->id, why);
         requeue_inflight(sv);
@@ -223,7 +227,8 @@ static void refused(sv__supervisor *sv, const char *why)
                   o->id, why);
     json_decref(o->result);
     json_decref(o->followups);
-    o->result = o->followups = NULL;
+    json_decref(o->progress);
+    o->result = o->followups = o->progress = NULL;
     requeue_inflight(sv);
     sv__outcome_flush(sv);
 }

@@ -43,13 +43,14 @@
  * Without it, the rows are found by primary key.
  *
  * $1 owner, $2 a JSON array of outcomes {id, attempt, state, delay_ms, error, result,
- * followups}. Follow-up jobs are inserted only for successes that were recorded. Returns
+ * followups, progress}. Follow-up jobs are inserted only for successes that were recorded. Returns
  * the number of jobs updated and of follow-ups enqueued.
  */
 #define SV__SQL_OUTCOMES                                                                           \
     "WITH o AS ("                                                                                  \
     "  SELECT * FROM jsonb_to_recordset($2::jsonb) AS o(id bigint, attempt integer,"               \
-    "         state text, delay_ms bigint, error text, result jsonb, followups jsonb)"             \
+    "         state text, delay_ms bigint, error text, result jsonb, followups jsonb,"             \
+    "         progress jsonb)"                                                                     \
     "), upd AS ("                                                                                  \
     "  UPDATE sv_jobs j SET"                                                                       \
     "    state = CASE o.state WHEN 'retry' THEN 'queued' WHEN 'handback' THEN 'queued'"            \
@@ -62,6 +63,7 @@
     "    run_at = CASE o.state"                                                                    \
     "             WHEN 'retry' THEN now() + coalesce(o.delay_ms, 0) * interval '1 millisecond'"    \
     "             WHEN 'handback' THEN now() ELSE j.run_at END,"                                   \
+    "    progress = coalesce(o.progress, j.progress),"                                             \
     "    finished_at = CASE WHEN o.state IN ('succeeded', 'dead') THEN now() END,"                 \
     "    owner = NULL, lease_expires_at = NULL"                                                    \
     "  FROM o"                                                                                     \

@@ -42,6 +42,7 @@ typedef struct sv__outcome {
     char *error;       /* owned; NULL for success and hand-back */
     json_t *result;    /* owned reference or NULL */
     json_t *followups; /* owned reference or NULL */
+    json_t *progress;  /* owned reference or NULL: the last report not yet written */
 } sv__outcome;
 
 typedef struct sv__outcome_list {

@@ -496,3 +496,21 @@ def test_four_supervisors_ten_thousand_jobs(db, daemon, testjobs, tmp_path):
     pids = collections.Counter(p for _, p, _ in lines)
     assert set(pids) == {d.pid for d in ds}, pids
     assert db.scalar("SELECT count(*) FROM sv_workers WHERE stopped_at IS NOT NULL") == 4
+
+
+def test_progress_is_written_by_heartbeats_and_with_the_success(db, cli, daemon, testjobs):
+    # Reports at 0, 1/3, 2/3 (600 ms apart) and 1: heartbeats every 100 ms see the middle
+    # ones; the last one, reported just before the handler returns, comes with the success.
+    out = cli.run("enqueue", "--dsn", db.dsn, "test.progress", '{"ms": 600}')
+    job_id = int(out.stdout)
+    start(daemon, testjobs, "--heartbeat-interval", "100ms", "--dead-after", "1s")
+    seen = wait_until(
+        lambda: db.scalar(
+            "SELECT progress FROM sv_jobs WHERE id = %s AND state = 'running'", (job_id,)
+        ),
+        timeout=5,
+        message="a progress report written while the job runs",
+    )
+    assert 0 <= seen["fraction"] < 1 and seen["message"] in ("started", "a quarter", "half way")
+    row = wait_state(db, job_id, "succeeded", timeout=5)
+    assert row["progress"] == {"fraction": 1.0, "message": "done"}, row["progress"]

@@ -291,7 +291,8 @@ static inline bool sv_job_cancelled(const sv_job *job)
 
 /*
  * Reports progress: fraction in [0, 1] (clamped) and an optional message (copied; may be
- * NULL). The host writes the latest value to the job's row with its next heartbeat.
+ * NULL). The host writes the latest value to the job's row with its next heartbeat, and
+ * the last one with the job's success. Any thread, while the handler runs.
  */
 static inline void sv_job_set_progress(sv_job *job, double fraction, const char *message)
 {
