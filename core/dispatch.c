@@ -28,14 +28,6 @@ static int type_by_name(const sv__supervisor *sv, const char *name)
     return -1;
 }
 
-static uint32_t type_index_of(const sv__supervisor *sv, const sv__jobtype *t)
-{
-    for (size_t i = 0; i < sv->ntypes; i++)
-        if (sv->types[i] == t)
-            return (uint32_t)i;
-    return 0;
-}
-
 /* Counts a completion and, once per window, updates the rate and the prefetch target. */
 static void note_completion(sv__supervisor *sv)
 {
@@ -168,7 +160,7 @@ static void after_work_cb(uv_work_t *req, int status)
     (void)status; /* Never cancelled: uv_cancel is not used on running work. */
     uv_timer_stop(&job->timer);
     sv->busy--;
-    sv->type_held[type_index_of(sv, job->type)]--;
+    sv->type_held[job->type_index]--;
     note_completion(sv);
     if (job->stuck_reported) {
         sv->stuck--;
@@ -227,6 +219,7 @@ static void start_job(sv__supervisor *sv, sv_job *job, sv__claimed *c)
 {
     job->id = c->id;
     job->type = c->type;
+    job->type_index = c->type_index;
     job->queue = c->queue;
     job->payload = c->payload;
     job->attempt = c->attempt;
@@ -244,9 +237,8 @@ static void start_job(sv__supervisor *sv, sv_job *job, sv__claimed *c)
         sv__buf b = {0};
         sv__buf_printf(&b, "the payload cannot be decoded: %s", c->decode_error);
         job->message = b.data;
-        job->finished_explicitly = true;
         sv->busy--;
-        sv->type_held[c->type_index]--;
+        sv->type_held[job->type_index]--;
         record_outcome(sv, job);
         sv__job_reset(job);
         claimed_clear(c);
@@ -364,13 +356,51 @@ static void on_claimed(sv__pg *pg, const PGresult *res, void *data)
     sv__supervisor_progress(sv);
 }
 
+/*
+ * With per-type concurrency limits, the claim's types and batch size depend on what runs:
+ * types at their limit sit the claim out, and a type with room for fewer jobs than the
+ * batch shrinks it. Returns false when no type can take a job now.
+ */
+static bool limited_claim_params(sv__supervisor *sv, uint32_t *limit, bool *complete,
+                                 sv__buf *types, sv__buf *max_attempts)
+{
+    sv__buf_puts(types, "{");
+    sv__buf_puts(max_attempts, "{");
+    size_t included = 0;
+    for (size_t i = 0; i < sv->ntypes; i++) {
+        const sv__jobtype *t = sv->types[i];
+        if (t->concurrency > 0) {
+            uint32_t room =
+                t->concurrency > sv->type_held[i] ? t->concurrency - sv->type_held[i] : 0;
+            if (room == 0) {
+                *complete = false;
+                continue;
+            }
+            if (room < *limit)
+                *limit = room;
+        }
+        /* Type names are [A-Za-z0-9_.:-]: safe in an array literal without quoting. */
+        sv__buf_printf(types, "%s%s", included ? "," : "", t->name);
+        sv__buf_printf(max_attempts, "%s%" PRIu32, included ? "," : "", t->max_attempts);
+        included++;
+    }
+    sv__buf_puts(types, "}");
+    sv__buf_puts(max_attempts, "}");
+    if (included == 0) {
+        sv__buf_free(types);
+        sv__buf_free(max_attempts);
+        return false;
+    }
+    return true;
+}
+
 void sv__dispatch_maybe_claim(sv__supervisor *sv)
 {
     run_local_queue(sv);
     if (sv->phase != SV__PHASE_RUNNING || sv->claim_inflight || !sv->queue_has_more ||
         sv->reconcile_needed || !sv__pg_is_up(sv->pg))
         return;
-    if (sv->pending.len + sv->inflight.len > MAX_PENDING_OUTCOMES)
+    if (sv->ntypes == 0 || sv->pending.len + sv->inflight.len > MAX_PENDING_OUTCOMES)
         return;
     /* Claim only while heartbeats are recorded: claimed jobs must not outlive their lease. */
     if (uv_now(sv->loop) - sv->hb_ok_ms > sv->opts.dead_after_ms / 2)
@@ -387,45 +417,23 @@ void sv__dispatch_maybe_claim(sv__supervisor *sv)
     nfree = want - (uint32_t)sv->lq_len;
     if (nfree == 0)
         return;
-    /*
-     * Types at their concurrency limit sit this claim out; a type with room for fewer jobs
-     * than the free slots shrinks the batch so that no claim can exceed its limit.
-     */
     uint32_t limit = nfree;
     bool complete = true;
     sv__buf types = {0}, max_attempts = {0};
-    sv__buf_puts(&types, "{");
-    sv__buf_puts(&max_attempts, "{");
-    size_t included = 0;
-    for (size_t i = 0; i < sv->ntypes; i++) {
-        const sv__jobtype *t = sv->types[i];
-        if (t->concurrency > 0) {
-            uint32_t room =
-                t->concurrency > sv->type_held[i] ? t->concurrency - sv->type_held[i] : 0;
-            if (room == 0) {
-                complete = false;
-                continue;
-            }
-            if (room < limit)
-                limit = room;
-        }
-        /* Type names are [A-Za-z0-9_.:-]: safe in an array literal without quoting. */
-        sv__buf_printf(&types, "%s%s", included ? "," : "", t->name);
-        sv__buf_printf(&max_attempts, "%s%" PRIu32, included ? "," : "", t->max_attempts);
-        included++;
-    }
-    sv__buf_puts(&types, "}");
-    sv__buf_puts(&max_attempts, "}");
-    if (included == 0) {
-        sv__buf_free(&types);
-        sv__buf_free(&max_attempts);
+    if (sv->any_limited && !limited_claim_params(sv, &limit, &complete, &types, &max_attempts))
         return;
-    }
     char owner[24], limit_s[16], lease[24];
     snprintf(owner, sizeof owner, "%" PRId64, sv->worker_id);
     snprintf(limit_s, sizeof limit_s, "%" PRIu32, limit);
     snprintf(lease, sizeof lease, "%" PRIu64, sv->opts.dead_after_ms);
-    const char *params[] = {owner, types.data, limit_s, lease, max_attempts.data, sv->cutoff};
+    const char *params[] = {
+        owner,
+        sv->any_limited ? types.data : sv->types_param,
+        limit_s,
+        lease,
+        sv->any_limited ? max_attempts.data : sv->max_attempts_param,
+        sv->cutoff,
+    };
     claim_req *req = sv__xcalloc(1, sizeof *req);
     req->sv = sv;
     req->limit = limit;

@@ -48,7 +48,6 @@ void sv__job_reset(sv_job *job)
     job->timeout_ms = 0;
     job->type = NULL;
     job->status = SV_OK;
-    job->finished_explicitly = false;
     job->retry_delay_ms = -1;
     job->phase = SV__JOB_FREE;
     job->stuck_reported = false;
@@ -147,7 +146,6 @@ sv_status sv__job_finishv(sv_job *job, sv_status status, int64_t retry_delay_ms,
     }
     job->status = status;
     job->retry_delay_ms = retry_delay_ms;
-    job->finished_explicitly = true;
     return status;
 }
 

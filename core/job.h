@@ -39,12 +39,12 @@ struct sv_job {
     char *queue;
     json_t *payload;
     const sv__jobtype *type;
+    uint32_t type_index; /* the type's index in the supervisor's list (loop side) */
 
     atomic_bool cancelled;
 
     /* Written by the handler's thread; read by the loop after the handler returned. */
     sv_status status;
-    bool finished_explicitly; /* sv_job_retry/sv_job_fail was called */
     char *message;
     int64_t retry_delay_ms;
     json_t *result;

@@ -173,6 +173,15 @@ static void refuse(record *rec, char *reason)
     sv__log_warning("refused plugin %s: %s", rec->path, reason);
 }
 
+/* Refuses a plugin whose library is open: the reason is built (from the plugin's own
+ * memory, possibly) before the library is closed. Returns false for the caller. */
+static bool refuse_closing(void *dl, record *rec, char *reason)
+{
+    dlclose(dl);
+    refuse(rec, reason);
+    return false;
+}
+
 static void record_free(record *rec)
 {
     free(rec->path);
@@ -380,41 +389,36 @@ static bool load_file(sv__plugin_host *host, int dfd, const struct stat *dst, co
     /* ISO C has no conversion from void * to a function pointer; POSIX guarantees a copy. */
     void *sym = lookup(dl, SV_PLUGIN_MAGIC_SYMBOL);
     if (sym == NULL) {
-        dlclose(dl);
-        refuse(rec, sv__xstrdup("missing symbol " SV_PLUGIN_MAGIC_SYMBOL
-                                ": not a supervisor-worker plugin (SV_PLUGIN_DEFINE defines it)"));
-        return false;
+        return refuse_closing(
+            dl, rec,
+            sv__xstrdup("missing symbol " SV_PLUGIN_MAGIC_SYMBOL
+                        ": not a supervisor-worker plugin (SV_PLUGIN_DEFINE defines it)"));
     }
     magic_fn magic;
     memcpy(&magic, &sym, sizeof magic);
     const sv_plugin_info *info = magic();
     if (info == NULL) {
-        dlclose(dl);
-        refuse(rec, sv__xstrdup(SV_PLUGIN_MAGIC_SYMBOL "() returned NULL"));
-        return false;
+        return refuse_closing(dl, rec, sv__xstrdup(SV_PLUGIN_MAGIC_SYMBOL "() returned NULL"));
     }
     /* Only the size and the ABI version can be trusted before the major is known to match. */
     if (info->struct_size < offsetof(sv_plugin_info, abi_minor) + sizeof info->abi_minor) {
-        uint32_t size = info->struct_size;
-        dlclose(dl);
-        refuse(rec, strprintf("the plugin description is %u bytes, too small to be one", size));
-        return false;
+        return refuse_closing(dl, rec,
+                              strprintf("the plugin description is %u bytes, too small to be one",
+                                        info->struct_size));
     }
     rec->pub.abi_major = info->abi_major;
     rec->pub.abi_minor = info->abi_minor;
     if (info->abi_major != SV_ABI_MAJOR) {
-        dlclose(dl);
-        refuse(rec, strprintf("built for SDK %u.%u, host speaks %d.%d (the ABI major must match)",
-                              rec->pub.abi_major, rec->pub.abi_minor, SV_ABI_MAJOR, SV_ABI_MINOR));
-        return false;
+        return refuse_closing(
+            dl, rec,
+            strprintf("built for SDK %u.%u, host speaks %d.%d (the ABI major must match)",
+                      rec->pub.abi_major, rec->pub.abi_minor, SV_ABI_MAJOR, SV_ABI_MINOR));
     }
     size_t need = offsetof(sv_plugin_info, description) + sizeof info->description;
     if (info->struct_size < need) {
-        uint32_t size = info->struct_size;
-        dlclose(dl);
-        refuse(rec,
-               strprintf("the plugin description is %u bytes, at least %zu expected", size, need));
-        return false;
+        return refuse_closing(dl, rec,
+                              strprintf("the plugin description is %u bytes, at least %zu expected",
+                                        info->struct_size, need));
     }
     rec->name = clean_copy(info->name, NAME_MAX_LEN);
     rec->version = clean_copy(info->version, VERSION_MAX_LEN);
@@ -423,24 +427,20 @@ static bool load_file(sv__plugin_host *host, int dfd, const struct stat *dst, co
     rec->pub.version = rec->version;
     rec->pub.description = rec->description;
     if (info->abi_minor > SV_ABI_MINOR) {
-        dlclose(dl);
-        refuse(rec,
-               strprintf("built for SDK %u.%u, host speaks %d.%d (the plugin needs a newer host)",
-                         rec->pub.abi_major, rec->pub.abi_minor, SV_ABI_MAJOR, SV_ABI_MINOR));
-        return false;
+        return refuse_closing(
+            dl, rec,
+            strprintf("built for SDK %u.%u, host speaks %d.%d (the plugin needs a newer host)",
+                      rec->pub.abi_major, rec->pub.abi_minor, SV_ABI_MAJOR, SV_ABI_MINOR));
     }
     if (rec->name == NULL || rec->name[0] == '\0') {
-        dlclose(dl);
-        refuse(rec, sv__xstrdup("the plugin description has no name"));
-        return false;
+        return refuse_closing(dl, rec, sv__xstrdup("the plugin description has no name"));
     }
 
     sym = lookup(dl, SV_PLUGIN_INIT_SYMBOL);
     if (sym == NULL) {
-        dlclose(dl);
-        refuse(rec, sv__xstrdup("missing symbol " SV_PLUGIN_INIT_SYMBOL
-                                " (SV_PLUGIN_DEFINE defines it)"));
-        return false;
+        return refuse_closing(
+            dl, rec,
+            sv__xstrdup("missing symbol " SV_PLUGIN_INIT_SYMBOL " (SV_PLUGIN_DEFINE defines it)"));
     }
     init_fn init;
     memcpy(&init, &sym, sizeof init);

@@ -452,13 +452,12 @@ static void on_pg_notify(sv__pg *pg, const char *channel, const char *payload, v
 
 /* ---- Shutdown ---- */
 
-static void fast_exit(sv__supervisor *sv, int status)
+static void fast_exit(int status)
 {
     /* Pool threads may still run handlers: libuv's destructor would wait for them, so
      * leave without running atexit handlers or destructors. */
     fflush(stdout);
     fflush(stderr);
-    (void)sv;
     _exit(status);
 }
 
@@ -467,13 +466,13 @@ static void on_stopped_fast(sv__pg *pg, const PGresult *res, void *data)
     (void)pg;
     sv__supervisor *sv = data;
     result_ok(res, "marking this supervisor stopped");
-    fast_exit(sv, sv->exit_status);
+    fast_exit(sv->exit_status);
 }
 
 static void on_stop_timeout(uv_timer_t *t)
 {
     sv__supervisor *sv = t->data;
-    fast_exit(sv, sv->exit_status);
+    fast_exit(sv->exit_status);
 }
 
 static void on_exit_grace(uv_timer_t *t)
@@ -498,7 +497,7 @@ static void on_exit_grace(uv_timer_t *t)
             uv_timer_start(&sv->shutdown_timer, on_stop_timeout, HANDBACK_EXIT_GRACE_MS, 0);
             return;
         }
-        fast_exit(sv, sv->exit_status);
+        fast_exit(sv->exit_status);
     }
     begin_close(sv);
 }
@@ -525,7 +524,6 @@ static void begin_drain(sv__supervisor *sv, const char *why)
         return;
     }
     sv->phase = SV__PHASE_DRAINING;
-    sv->drain_started_ms = uv_now(sv->loop);
     uv_timer_stop(&sv->poll_timer);
     uv_timer_stop(&sv->wake_timer);
     uv_timer_stop(&sv->unhandled_timer);
@@ -580,7 +578,7 @@ static void begin_close(sv__supervisor *sv)
     if (sv->busy > 0) {
         /* Only reachable for fatal errors while handlers run. */
         sv__log_error("exiting with %" PRIu32 " handler(s) running", sv->busy);
-        fast_exit(sv, sv->exit_status ? sv->exit_status : 1);
+        fast_exit(sv->exit_status ? sv->exit_status : 1);
     }
     char id[24];
     const char *params[] = {id_text(sv->worker_id, id)};
@@ -595,7 +593,7 @@ static void on_signal(uv_signal_t *h, int signum)
     if (++sv->signals_seen > 1 || sv->phase == SV__PHASE_CLOSING) {
         sv__log_warning("%s again: exiting at once; running jobs will be rescued",
                         strsignal(signum));
-        fast_exit(sv, 1);
+        fast_exit(1);
     }
     begin_drain(sv, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
@@ -654,7 +652,6 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
     sv__supervisor *sv = sv__xcalloc(1, sizeof *sv);
     sv->loop = loop;
     sv->opts = *opts;
-    sv->plugins = plugins;
     sv->phase = SV__PHASE_STARTING;
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
     if (gethostname(sv->hostname, sizeof sv->hostname - 1) < 0)
@@ -665,12 +662,20 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
     sv->type_held = sv__xcalloc(sv->ntypes, sizeof *sv->type_held);
     for (size_t i = 0; i < sv->ntypes; i++)
         sv->types[i] = sv__plugin_host_type_at(plugins, i);
-    sv__buf types = {0};
+    /* The claim's parameters, built once: type names are safe in an array literal. */
+    sv__buf types = {0}, max_attempts = {0};
     sv__buf_puts(&types, "{");
-    for (size_t i = 0; i < sv->ntypes; i++)
+    sv__buf_puts(&max_attempts, "{");
+    for (size_t i = 0; i < sv->ntypes; i++) {
         sv__buf_printf(&types, "%s%s", i ? "," : "", sv->types[i]->name);
+        sv__buf_printf(&max_attempts, "%s%" PRIu32, i ? "," : "", sv->types[i]->max_attempts);
+        if (sv->types[i]->concurrency > 0)
+            sv->any_limited = true;
+    }
     sv__buf_puts(&types, "}");
+    sv__buf_puts(&max_attempts, "}");
     sv->types_param = types.data;
+    sv->max_attempts_param = max_attempts.data;
     if (sv->ntypes == 0)
         sv__log_warning("no job types are registered (is the plugin directory right?); "
                         "no job will run");
@@ -724,6 +729,7 @@ int sv__supervisor_run(uv_loop_t *loop, const sv__run_opts *opts, sv__plugin_hos
     free(sv->localq);
     free(sv->cutoff);
     free(sv->types_param);
+    free(sv->max_attempts_param);
     free(sv->unhandled_report);
     free(sv);
     return status;

@@ -70,7 +70,6 @@ typedef struct sv__counters {
 typedef struct sv__supervisor {
     uv_loop_t *loop;
     sv__run_opts opts;
-    sv__plugin_host *plugins;
     sv__phase phase;
     int exit_status;
 
@@ -88,7 +87,7 @@ typedef struct sv__supervisor {
     size_t ntypes;
     const sv__jobtype **types;
     uint32_t *type_held; /* per type index: jobs running or waiting in the local queue */
-    bool any_limited;
+    bool any_limited;    /* some type has a concurrency limit: claims build their own params */
 
     /* Job slots: one per worker; a slot stays busy while its handler runs. */
     sv_job *slots;
@@ -132,11 +131,11 @@ typedef struct sv__supervisor {
     uv_timer_t rescue_timer;
     uv_timer_t unhandled_timer; /* reports ready jobs of types no plugin here handles */
     char *types_param;          /* "{a,b}": the job types this process handles */
+    char *max_attempts_param;   /* "{25,3}": their default max attempts, in the same order */
     char *unhandled_report;     /* the last report, to log only changes */
     uv_timer_t shutdown_timer;
     uv_signal_t sigterm, sigint;
     int signals_seen;
-    uint64_t drain_started_ms;
 } sv__supervisor;
 
 /* dispatch.c */
