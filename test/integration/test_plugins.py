@@ -31,6 +31,7 @@ GOOD = {
             "test.record",
             "test.spawn",
             "test.progress",
+            "test.single",
         ],
     ),
 }

@@ -514,3 +514,17 @@ def test_progress_is_written_by_heartbeats_and_with_the_success(db, cli, daemon,
     assert 0 <= seen["fraction"] < 1 and seen["message"] in ("started", "a quarter", "half way")
     row = wait_state(db, job_id, "succeeded", timeout=5)
     assert row["progress"] == {"fraction": 1.0, "message": "done"}, row["progress"]
+
+
+def test_per_type_concurrency_limit(db, daemon, testjobs):
+    # test.single allows one at a time per daemon; four workers and a fast stream of echo
+    # jobs around it must not change that, and the other type still runs alongside.
+    singles = [enqueue(db, "test.single", {"ms": 150}) for _ in range(4)]
+    echoes = [enqueue(db, "test.echo", {"i": i}) for i in range(20)]
+    start(daemon, testjobs, "--max-workers", "4")
+    rows = [wait_state(db, job_id, "succeeded", timeout=10) for job_id in singles]
+    assert [r["result"] for r in rows] == [{"max_concurrent": 1}] * 4
+    assert all(wait_state(db, e, "succeeded", timeout=5) for e in echoes)
+    # The echo jobs did not wait for the singles to finish one by one.
+    last_echo = max(job(db, e)["finished_at"] for e in echoes)
+    assert last_echo < max(r["finished_at"] for r in rows)

@@ -2,6 +2,8 @@
  * testjobs: the job types the integration tests drive the daemon with. Every type has a
  * small backoff (10 ms doubling to 100 ms) so that retry tests finish quickly.
  */
+#include <stdatomic.h>
+
 #include "common.h"
 
 #define STEP_MS 5
@@ -93,6 +95,27 @@ static sv_status record_handler(sv_job *job, void *userdata)
     return SV_OK;
 }
 
+/*
+ * test.single {"ms": N}: registered with concurrency 1. Sleeps N ms and sets its result to
+ * {"max_concurrent": M}, the most handlers of this type it ever saw running at once.
+ */
+static atomic_int single_active, single_max;
+
+static sv_status single_handler(sv_job *job, void *userdata)
+{
+    (void)userdata;
+    int now = atomic_fetch_add(&single_active, 1) + 1;
+    int seen = atomic_load(&single_max);
+    while (now > seen && !atomic_compare_exchange_weak(&single_max, &seen, now))
+        ;
+    bool done = sleep_cancellable(job, payload_int(job, "ms", 0));
+    atomic_fetch_sub(&single_active, 1);
+    if (!done)
+        return sv_job_retry(job, -1, "cancelled");
+    sv_job_set_result(job, json_pack("{s:i}", "max_concurrent", atomic_load(&single_max)));
+    return SV_OK;
+}
+
 /* test.spawn {"children": N}: enqueues N test.echo jobs {"parent": id, "i": k}. */
 static sv_status spawn_handler(sv_job *job, void *userdata)
 {
@@ -126,11 +149,14 @@ static int testjobs_init(sv_plugin *plugin)
     static const struct {
         const char *name;
         sv_handler_fn handler;
+        uint32_t concurrency;
     } types[] = {
-        {"test.sleep", sleep_handler}, {"test.flaky", flaky_handler},
-        {"test.fail", fail_handler},   {"test.hang", hang_handler},
-        {"test.echo", echo_handler},   {"test.record", record_handler},
-        {"test.spawn", spawn_handler}, {"test.progress", progress_handler},
+        /* Unlimited unless a concurrency is given. */
+        {"test.sleep", sleep_handler, 0},   {"test.flaky", flaky_handler, 0},
+        {"test.fail", fail_handler, 0},     {"test.hang", hang_handler, 0},
+        {"test.echo", echo_handler, 0},     {"test.record", record_handler, 0},
+        {"test.spawn", spawn_handler, 0},   {"test.progress", progress_handler, 0},
+        {"test.single", single_handler, 1},
     };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         sv_job_type t = {
@@ -139,6 +165,7 @@ static int testjobs_init(sv_plugin *plugin)
             .handler = types[i].handler,
             .backoff_base_ms = 10,
             .backoff_max_ms = 100,
+            .concurrency = types[i].concurrency,
         };
         int r = sv_register_job_type(plugin, &t);
         if (r < 0)

@@ -222,8 +222,9 @@ static void test_load_test_plugins(void)
 
     /* Job types in registration order: crash.so, oldstruct.so, then testjobs.so. */
     static const char *const order[] = {
-        "test.crash", "test.defaults", "test.oldstruct", "test.sleep", "test.flaky",    "test.fail",
-        "test.hang",  "test.echo",     "test.record",    "test.spawn", "test.progress",
+        "test.crash",  "test.defaults", "test.oldstruct", "test.sleep",
+        "test.flaky",  "test.fail",     "test.hang",      "test.echo",
+        "test.record", "test.spawn",    "test.progress",  "test.single",
     };
     CHECK(sv__plugin_host_type_count(host) == sizeof order / sizeof order[0]);
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
