@@ -57,12 +57,7 @@ enum {
 
 void sv__common_opts_init(sv__common_opts *o, const char *command);
 
-/*
- * Handles one of the common options (getopt_long returned c). Returns 1 when c was one of
- * them, 0 when it was not, or SV__EXIT_USAGE negated (-2) after printing an error. After the
- * loop, call sv__common_opts_apply() to set up logging.
- */
-int sv__common_opt(sv__common_opts *o, int c, const char *arg);
+/* Sets up logging per the common options; call once parsing succeeded. */
 void sv__common_opts_apply(const sv__common_opts *o);
 
 /* A command's own option: returns 0, or an exit status after printing why. */
@@ -79,9 +74,6 @@ int sv__cli_parse(int argc, char **argv, const struct option *longopts, const ch
 
 /* Prints "supervisor-worker CMD: message" to stderr and returns SV__EXIT_USAGE. */
 __attribute__((format(printf, 2, 3))) int sv__usage_error(const char *cmd, const char *fmt, ...);
-
-/* Reports the flag getopt_long just rejected ('?'), as one line; returns SV__EXIT_USAGE. */
-int sv__unknown_option(const char *cmd, char **argv);
 
 /* The primary message of a failed result, without "ERROR:" and without newlines. */
 const char *sv__pg_error(const PGresult *res);

@@ -27,14 +27,19 @@ int sv__usage_error(const char *cmd, const char *fmt, ...)
     return SV__EXIT_USAGE;
 }
 
-int sv__unknown_option(const char *cmd, char **argv)
+/* Reports the flag getopt_long just rejected ('?'), as one line; returns SV__EXIT_USAGE. */
+static int unknown_option(const char *cmd, char **argv)
 {
     /* getopt's own messages are off (opterr = 0): one line of ours instead. */
     const char *arg = optind > 0 ? argv[optind - 1] : "?";
     return sv__usage_error(cmd, "unknown option or missing value: '%s' (see --help)", arg);
 }
 
-int sv__common_opt(sv__common_opts *o, int c, const char *arg)
+/*
+ * Handles one of the common options (getopt_long returned c). Returns 1 when c was one of
+ * them, 0 when it was not, or -SV__EXIT_USAGE after printing an error.
+ */
+static int common_opt(sv__common_opts *o, int c, const char *arg)
 {
     switch (c) {
     case SV__OPT_DSN:
@@ -72,7 +77,7 @@ int sv__cli_parse(int argc, char **argv, const struct option *longopts, const ch
 {
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        int r = sv__common_opt(common, c, optarg);
+        int r = common_opt(common, c, optarg);
         if (r < 0)
             return -r;
         if (r > 0)
@@ -82,7 +87,7 @@ int sv__cli_parse(int argc, char **argv, const struct option *longopts, const ch
             return SV__EXIT_OK;
         }
         if (c < SV__OPT_FIRST_COMMAND_OPT || fn == NULL)
-            return sv__unknown_option(common->command, argv);
+            return unknown_option(common->command, argv);
         r = fn(c, optarg, ctx);
         if (r != 0)
             return r;

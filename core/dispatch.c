@@ -543,14 +543,9 @@ void sv__dispatch_progress(sv__supervisor *sv, json_t *out)
     }
 }
 
-static void on_slot_timer_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
 void sv__dispatch_close(sv__supervisor *sv)
 {
     for (uint32_t i = 0; i < sv->nslots; i++)
         if (!uv_is_closing((uv_handle_t *)&sv->slots[i].timer))
-            uv_close((uv_handle_t *)&sv->slots[i].timer, on_slot_timer_closed);
+            uv_close((uv_handle_t *)&sv->slots[i].timer, NULL);
 }

@@ -539,11 +539,6 @@ static void begin_drain(sv__supervisor *sv, const char *why)
     sv__supervisor_progress(sv);
 }
 
-static void close_cb(uv_handle_t *h)
-{
-    (void)h;
-}
-
 static void finish_close(sv__supervisor *sv)
 {
     sv__pg_close(sv->pg);
@@ -558,7 +553,7 @@ static void finish_close(sv__supervisor *sv)
     };
     for (size_t i = 0; i < SV__ARRAY_SIZE(handles); i++)
         if (!uv_is_closing(handles[i]))
-            uv_close(handles[i], close_cb);
+            uv_close(handles[i], NULL);
     sv__dispatch_close(sv);
 }
 
